@@ -10,7 +10,24 @@ TORCH_INDEX ?=
 PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
-.PHONY: help install test test-all prototxt benchmark
+# The staged pipeline (see README "Train the staged pipeline"). Paths are the reference layout.
+SBD_DIR  ?= data/sbdd/dataset
+VOC_DIR  ?= data/pascal/VOC2011
+VGG16    ?= weights/VGG_ILSVRC_16_layers.caffemodel
+ALEXNET  ?= weights/bvlc_alexnet.caffemodel
+DEVICE   ?= auto
+RUNS     ?= runs
+MAX_ITER ?=
+WIDTHS   ?= full
+STAGE_FLAGS ?=
+VERIFY_FLAGS ?=
+DEMO_STAGE_FLAGS ?=
+DEMO_DIR ?= demo-run
+STAGE = $(PY) -m reproduce stage --sbd-dir "$(SBD_DIR)" --voc-dir "$(VOC_DIR)" --device $(DEVICE) \
+        --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) $(STAGE_FLAGS)
+
+.PHONY: help install test prototxt benchmark weights verify demo \
+        stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -32,3 +49,36 @@ prototxt: $(STAMP) ## regenerate prototxt_ref/ from the net definitions
 
 benchmark: $(STAMP) ## speed and memory benchmarks; results in BENCHMARKS.md
 	$(PY) benchmarks/run.py
+
+weights: $(STAMP) ## download, check and convert the official caffemodels into weights/
+	$(PY) -m reproduce weights --dir weights
+
+stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS)
+	$(STAGE) fcn32s --init "$(VGG16)"
+
+stage-16s: $(STAMP) ## FCN-16s from the FCN-32s result
+	$(STAGE) fcn16s --init "$(RUNS)/fcn32s/final.caffemodel"
+
+stage-8s: $(STAMP) ## FCN-8s from the FCN-16s result
+	$(STAGE) fcn8s --init "$(RUNS)/fcn16s/final.caffemodel"
+
+stage-8s-atonce: $(STAMP) ## FCN-8s at-once (scaled skips, 300k iterations) from VGG16
+	$(STAGE) fcn8s-atonce --init "$(VGG16)"
+
+stage-alexnet: $(STAMP) ## FCN-AlexNet (normalized loss, iter_size 20) from the AlexNet caffemodel
+	$(STAGE) fcn-alexnet --init "$(ALEXNET)"
+
+verify: $(STAMP) ## score every available stage on seg11valid against the published mean IU
+	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --runs "$(RUNS)" --weights-dir weights $(VERIFY_FLAGS)
+
+# The demo runs the same targets as the full-scale path, on generated data and tiny widths.
+DEMO_ITER ?= 300
+DEMO_VARS = SBD_DIR="$(DEMO_DIR)/data/sbd" VOC_DIR="$(DEMO_DIR)/data/voc" \
+            VGG16="$(DEMO_DIR)/vgg16-tiny-v1.caffemodel" RUNS="$(DEMO_DIR)/runs" WIDTHS=tiny \
+            MAX_ITER=$(DEMO_ITER) STAGE_FLAGS="$(DEMO_STAGE_FLAGS)" VERIFY_FLAGS="--demo"
+
+demo: $(STAMP) ## the whole pipeline at small scale on generated data (no data, GPU or download needed)
+	$(PY) -m reproduce demo prepare --out "$(DEMO_DIR)"
+	$(MAKE) --no-print-directory stage-32s stage-16s stage-8s $(DEMO_VARS)
+	$(MAKE) --no-print-directory verify $(DEMO_VARS)
+	$(PY) -m reproduce demo report --out "$(DEMO_DIR)"

@@ -1,0 +1,75 @@
+"""The command line: ``python -m reproduce <command> …``.
+
+Each command lives in its own module with ``add_arguments(parser)`` and ``run(args) -> int``;
+this file only lists them, so ``--help`` stays fast (nothing heavy is imported until a
+command runs). Errors the user can act on (bad files, missing data) print one line and exit
+with status 2; they never show a traceback.
+"""
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+COMMANDS = {
+    "convert": ("reproduce.commands.convert", "convert caffemodels (V1, binary, HDF5) to .pth and back; transplant"),
+    "inspect": ("reproduce.commands.inspect", "show a caffemodel's or prototxt's format, layers and blob shapes"),
+    "forward": ("reproduce.commands.forward", "run a net from prototxt (+ weights) on arrays in an .npz"),
+    "train": ("reproduce.commands.train", "train from a solver.prototxt, as `caffe train` does"),
+    "prototxt": ("reproduce.commands.prototxt", "emit the reference prototxts from the net definitions"),
+    "stage": ("reproduce.commands.stage", "run one stage of the staged FCN pipeline (32s, 16s, 8s, …)"),
+    "verify": ("reproduce.commands.verify", "score stages on seg11valid against the published numbers"),
+    "infer": ("reproduce.commands.infer", "segment images: palette PNGs and overlays"),
+    "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
+    "demo": ("reproduce.commands.demo", "the whole pipeline at small scale on generated data"),
+}
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2."""
+
+
+def _user_errors() -> tuple[type[BaseException], ...]:
+    errors: list[type[BaseException]] = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
+    for module, name in (("reproduce.caffe.errors", "CaffeFormatError"), ("reproduce.surgery", "SurgeryError"),
+                         ("reproduce.data.errors", "DatasetError")):
+        try:
+            errors.append(getattr(importlib.import_module(module), name))
+        except (ImportError, AttributeError):
+            pass
+    return tuple(errors)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m reproduce",
+                                     description="The Berkeley Fully Convolutional Networks, Caffe-exact, in PyTorch.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_) in COMMANDS.items():
+        sub.add_parser(name, help=help_, add_help=False)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
+        parser = build_parser()
+        if argv and argv[0] not in ("-h", "--help"):
+            parser.print_usage(sys.stderr)
+            print(f"error: unknown command {argv[0]!r}; choose from {', '.join(COMMANDS)}", file=sys.stderr)
+            return 2
+        parser.print_help()
+        return 0
+    name, rest = argv[0], argv[1:]
+    module_name, help_ = COMMANDS[name]
+    module = importlib.import_module(module_name)
+    parser = argparse.ArgumentParser(prog=f"python -m reproduce {name}", description=module.__doc__)
+    module.add_arguments(parser)
+    args = parser.parse_args(rest)
+    try:
+        return int(module.run(args) or 0)
+    except _user_errors() as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
