@@ -1,0 +1,75 @@
+"""NYUDv2 (the 40-class task of Gupta et al.), as ``nyud_layers.NYUDSegDataLayer`` reads it.
+
+The tops are chosen by the ``tops`` parameter, in its order, from ``color`` (BGR minus the
+float32 mean (116.190, 97.203, 92.318)), ``depth`` (``log`` of the depth PNG minus 7.844,
+``1 × H × W``), ``hha`` (HHA PNG minus (132.431, 94.076, 118.477), not channel-swapped) and
+``label`` (``segmentation`` of the ``.mat`` as uint8 minus 1: void 0 wraps around to 255).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import SplitDataset
+from .preprocess import load_caffe_image, open_image_array
+
+NYUD_MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
+NYUD_MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
+NYUD_MEAN_LOGD = np.array((7.844,), dtype=np.float32)
+NYUD_TOPS = ("color", "depth", "hha", "label")
+
+
+class NYUDSegmentation(SplitDataset):
+    dataset_name = "NYUDv2"
+    layout = ("  {root}/{split}.txt                       one image number a line\n"
+              "  {root}/data/images/img_<id>.png          RGB image (top color)\n"
+              "  {root}/data/depth/img_<id>.png           depth PNG (top depth)\n"
+              "  {root}/data/hha/img_<id>.png             HHA PNG (top hha)\n"
+              "  {root}/segmentation/img_<id>.mat         variable segmentation, 0 void, 1–40 (top label)")
+
+    def __init__(self, nyud_dir: str | Path, split: str, tops=("color", "label"), check_files: bool = True):
+        unknown = [top for top in tops if top not in NYUD_TOPS]
+        if unknown or not tops:
+            raise ValueError(f"NYUDv2 tops must be chosen from {NYUD_TOPS}, got {list(tops)}")
+        self.tops = tuple(tops)
+        super().__init__(nyud_dir, split, check_files)
+
+    def split_path(self) -> Path:
+        return self.root / f"{self.split}.txt"
+
+    def path(self, top: str, sample_id: str) -> Path:
+        if top == "label":
+            return self.root / "segmentation" / f"img_{sample_id}.mat"
+        folder = {"color": "images", "depth": "depth", "hha": "hha"}[top]
+        return self.root / "data" / folder / f"img_{sample_id}.png"
+
+    def sample_paths(self, sample_id: str):
+        return tuple(self.path(top, sample_id) for top in self.tops)
+
+    def load_top(self, top: str, sample_id: str) -> np.ndarray:
+        path = self.path(top, sample_id)
+        if top == "color":
+            return load_caffe_image(path, NYUD_MEAN_BGR)
+        if top == "label":
+            import scipy.io
+
+            label = scipy.io.loadmat(str(path))["segmentation"].astype(np.uint8)
+            label -= 1  # classes 0–39; void (0) wraps around to 255
+            return label[np.newaxis, ...]
+        if top == "depth":
+            depth = np.log(open_image_array(path, np.float32))
+            depth -= NYUD_MEAN_LOGD
+            return depth[np.newaxis, ...]
+        hha = open_image_array(path, np.float32)
+        hha -= NYUD_MEAN_HHA
+        return np.ascontiguousarray(hha.transpose((2, 0, 1)))
+
+    def load(self, sample_id: str):
+        arrays = tuple(self.load_top(top, sample_id) for top in self.tops)
+        sizes = {array.shape[-2:] for array in arrays}
+        if len(sizes) > 1:
+            described = ", ".join(f"{self.path(top, sample_id)} {array.shape[-2]}×{array.shape[-1]}"
+                                  for top, array in zip(self.tops, arrays))
+            raise ValueError(f"NYUDv2 sample {sample_id}: sizes differ: {described}")
+        return arrays

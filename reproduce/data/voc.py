@@ -1,0 +1,100 @@
+"""PASCAL VOC and SBD segmentation datasets, as ``voc_layers.VOCSegDataLayer`` and
+``voc_layers.SBDDSegDataLayer`` of the reference read them.
+
+VOC: ``JPEGImages/<id>.jpg``, ``SegmentationClass/<id>.png`` (palette PNG read as its
+indices), ``ImageSets/Segmentation/<split>.txt``. SBD: ``img/<id>.jpg``, ``cls/<id>.mat``
+(``GTcls.Segmentation``, read with ``scipy.io.loadmat``), ``<split>.txt`` at the root.
+A sample is ``(image, label)``: the image ``3 × H × W`` float32 BGR minus the mean, the
+label ``1 × H × W`` uint8 (255 = void).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from .base import SplitDataset
+from .preprocess import check_same_size, load_caffe_image, open_image_array, with_channel_axis
+
+# The reference's mean (BGR) in the upstream prototxts' param_str.
+VOC_MEAN_BGR = (104.00699, 116.66877, 122.67892)
+
+# The 21 PASCAL VOC classes in model output order (label 255 is void).
+VOC_CLASSES = (
+    "background", "aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair",
+    "cow", "diningtable", "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa",
+    "train", "tvmonitor",
+)
+
+
+class VOCSegmentation(SplitDataset):
+    """PASCAL VOC segmentation (``voc_dir`` is e.g. ``data/pascal/VOC2011``)."""
+
+    dataset_name = "PASCAL VOC"
+    layout = ("  {root}/ImageSets/Segmentation/{split}.txt   one image id a line\n"
+              "  {root}/JPEGImages/<id>.jpg                  RGB image\n"
+              "  {root}/SegmentationClass/<id>.png           palette PNG of class indices, 255 void")
+
+    def __init__(self, voc_dir: str | Path, split: str, mean=VOC_MEAN_BGR, check_files: bool = True):
+        self.mean = np.array(mean)  # as the reference: np.array(params['mean']), float64
+        super().__init__(voc_dir, split, check_files)
+
+    def split_path(self) -> Path:
+        return self.root / "ImageSets" / "Segmentation" / f"{self.split}.txt"
+
+    def image_path(self, sample_id: str) -> Path:
+        return self.root / "JPEGImages" / f"{sample_id}.jpg"
+
+    def label_path(self, sample_id: str) -> Path:
+        return self.root / "SegmentationClass" / f"{sample_id}.png"
+
+    def sample_paths(self, sample_id: str):
+        return (self.image_path(sample_id), self.label_path(sample_id))
+
+    def load_image(self, sample_id: str) -> np.ndarray:
+        return load_caffe_image(self.image_path(sample_id), self.mean)
+
+    def load_label(self, sample_id: str) -> np.ndarray:
+        path = self.label_path(sample_id)
+        return with_channel_axis(open_image_array(path, np.uint8), path)
+
+    def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
+        image, label = self.load_image(sample_id), self.load_label(sample_id)
+        check_same_size(image, self.image_path(sample_id), label, self.label_path(sample_id))
+        return image, label
+
+
+class SBDSegmentation(VOCSegmentation):
+    """The SBD extended VOC labelling (``sbdd_dir`` is e.g. ``data/sbdd/dataset``)."""
+
+    dataset_name = "SBD"
+    layout = ("  {root}/{split}.txt           one image id a line\n"
+              "  {root}/img/<id>.jpg          RGB image\n"
+              "  {root}/cls/<id>.mat          MATLAB struct GTcls with field Segmentation (H×W)")
+
+    def split_path(self) -> Path:
+        return self.root / f"{self.split}.txt"
+
+    def image_path(self, sample_id: str) -> Path:
+        return self.root / "img" / f"{sample_id}.jpg"
+
+    def label_path(self, sample_id: str) -> Path:
+        return self.root / "cls" / f"{sample_id}.mat"
+
+    def load_label(self, sample_id: str) -> np.ndarray:
+        path = self.label_path(sample_id)
+        return with_channel_axis(load_sbd_segmentation(path), path)
+
+
+def load_sbd_segmentation(path: str | Path) -> np.ndarray:
+    """``loadmat(path)['GTcls'][0]['Segmentation'][0]`` as uint8, the reference's indexing."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        mat = scipy.io.loadmat(str(path))
+        segmentation = mat["GTcls"][0]["Segmentation"][0]
+    except (KeyError, IndexError, ValueError, TypeError, MatReadError) as error:
+        raise ValueError(f"{path}: not an SBD class label (expected a struct GTcls with a "
+                         f"Segmentation field): {error}") from None
+    return np.asarray(segmentation).astype(np.uint8)
