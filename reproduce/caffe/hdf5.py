@@ -1,0 +1,152 @@
+"""HDF5 caffemodels (``Net.save_hdf5``): read and write the ``/data/<layer>/<i>`` layout.
+
+Mirrors ``Net::ToHDF5`` and ``Net::CopyTrainedLayersFromHDF5`` (``hdf5.cpp``): one group per
+layer under ``/data`` (layers without parameters get an empty group), one contiguous
+dataset per parameter blob named by its index (``"0"``, ``"1"``), holding the blob in its
+own shape as native float32. Caffe visits the layer groups in name order
+(``H5_INDEX_NAME``), so that is the order ``read_hdf5`` returns; it accepts any float or
+integer dataset and converts it to float32, as ``H5LTread_dataset_float`` does. A diff
+group (``write_diff``) is ignored.
+"""
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .errors import WeightsError
+from .files import Progress, ProgressReport, atomic_output
+from .schema import Message
+from .weights import MAX_BLOB_AXES, Weights, float32_blob, net_layers
+
+
+def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
+    """``{layer: [blob, …]}`` of an HDF5 caffemodel, layers in name order, empty layers left out."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise WeightsError(f"not a readable HDF5 file ({_first_line(err)})", path) from None
+    try:
+        with f:
+            return _read_layers(f, path, progress)
+    except (OSError, KeyError, RuntimeError) as err:   # h5py's errors for damaged structures
+        raise WeightsError(f"damaged HDF5 file ({_first_line(err)})", path) from None
+
+
+def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
+    import h5py
+
+    weights: Weights = {}
+    data = f.get("data")
+    if not isinstance(data, h5py.Group):
+        raise WeightsError("no /data group: not an HDF5 caffemodel written by Caffe", path)
+    layers = _items(data, path, "/data")
+    total = sum(_size(item) for _, item in layers)
+    report = ProgressReport(progress, total, f"reading {os.path.basename(path)}")
+    done = 0
+    try:
+        for name, group in layers:
+            where = f"/data/{name}"
+            if not isinstance(group, h5py.Group):
+                raise WeightsError("is not a group (one group per layer expected)", path, where)
+            datasets = dict(_items(group, path, where))
+            expected = [str(i) for i in range(len(datasets))]
+            if sorted(datasets, key=_index_key) != expected:
+                raise WeightsError(f"datasets {sorted(datasets)} are not named 0…{len(datasets) - 1} "
+                                   "(a shared parameter Caffe did not save?)", path, where)
+            blobs = []
+            for key in expected:
+                blobs.append(_read_blob(datasets[key], path, f"{where}/{key}"))
+                done += blobs[-1].nbytes
+                report(done)
+            if blobs:
+                weights[name] = blobs
+    finally:
+        report.close()
+    return weights
+
+
+def _items(group, path, where):
+    try:
+        return list(group.items())
+    except (OSError, KeyError, RuntimeError) as err:
+        raise WeightsError(f"unreadable HDF5 group ({_first_line(err)})", path, where) from None
+
+
+def _size(group) -> int:
+    import h5py
+
+    if not isinstance(group, h5py.Group):
+        return 0
+    try:
+        return sum(int(d.size) * 4 for d in group.values() if isinstance(d, h5py.Dataset))
+    except (OSError, KeyError, RuntimeError, TypeError):
+        return 0
+
+
+def _index_key(name: str):
+    return (0, int(name)) if name.isdigit() else (1, name)
+
+
+def _read_blob(dataset, path, where: str) -> np.ndarray:
+    import h5py
+
+    if not isinstance(dataset, h5py.Dataset):
+        raise WeightsError("is not a dataset", path, where)
+    if dataset.dtype.kind not in "fiu":
+        raise WeightsError(f"holds {dataset.dtype}, not numbers (Caffe reads float or integer "
+                           "datasets)", path, where)
+    if dataset.ndim > MAX_BLOB_AXES:
+        raise WeightsError(f"{dataset.ndim} axes (Caffe allows {MAX_BLOB_AXES})", path, where)
+    try:
+        values = dataset[()]
+    except (OSError, ValueError, RuntimeError) as err:
+        raise WeightsError(f"unreadable dataset ({_first_line(err)})", path, where) from None
+    return np.asarray(values, dtype=np.float32, order="C")
+
+
+def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],
+               net: Message | None = None, progress: Progress = None) -> None:
+    """Write ``weights`` in ``Net.save_hdf5``'s layout, atomically.
+
+    With ``net`` every layer of the net gets its group (as Caffe writes, parameterless layers
+    included); without it, each entry of ``weights`` does.
+    """
+    import h5py
+
+    names = list(weights)
+    if net is not None:
+        layer_names = [layer.name for layer in net_layers(net)]
+        missing = set(weights) - set(layer_names)
+        if missing:
+            raise ValueError(f"weights for layers the net does not have: {', '.join(sorted(missing))}")
+        names = layer_names
+    if len(set(names)) != len(names):
+        raise ValueError("duplicate layer names: HDF5 has one group per name (Caffe fails here too)")
+    for name in names:
+        if not isinstance(name, str) or not name or "/" in name or name == ".":
+            raise ValueError(f"layer name {name!r} cannot name an HDF5 group")
+    blobs = {name: [float32_blob(a, name) for a in weights[name]] for name in names if name in weights}
+    total = sum(a.nbytes for arrays in blobs.values() for a in arrays)
+    report = ProgressReport(progress, total, f"writing {os.path.basename(path)}")
+    done = 0
+    try:
+        with atomic_output(path) as tmp:
+            with h5py.File(tmp, "w") as f:
+                data = f.create_group("data")
+                for name in names:
+                    group = data.create_group(name)
+                    for i, array in enumerate(blobs.get(name, [])):
+                        group.create_dataset(str(i), data=array)
+                        done += array.nbytes
+                        report(done)
+    finally:
+        report.close()
+
+
+def _first_line(err: Exception) -> str:
+    text = str(err)
+    return text.splitlines()[0] if text else type(err).__name__
