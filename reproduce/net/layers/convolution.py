@@ -1,0 +1,131 @@
+"""Convolution (Caffe's ``ConvolutionLayer`` with ``BaseConvolutionLayer``'s setup rules).
+
+Geometry is read as Caffe reads it: ``kernel_size``/``stride``/``pad``/``dilation`` are given
+once (all spatial axes) or once per spatial axis, or — 2-d only — as ``kernel_h``/``kernel_w``
+etc.; stride and dilation default to 1, pad to 0. The weight blob is
+``(num_output, channels/group, *kernel)``, the bias ``(num_output,)``. Output size per axis is
+``(in + 2·pad - (dilation·(k-1) + 1)) // stride + 1``. Several bottoms are allowed and share
+the weights, one top per bottom. Only the channel axis 1 (``axis: 1``) is supported.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch.nn.functional as F
+
+from .base import CaffeLayer, Shape
+from .registry import register
+
+_CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+_CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+
+
+@dataclass(frozen=True)
+class ConvGeometry:
+    kernel: tuple[int, ...]
+    stride: tuple[int, ...]
+    pad: tuple[int, ...]
+    dilation: tuple[int, ...]
+
+    @property
+    def extent(self) -> tuple[int, ...]:
+        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
+
+
+def conv_geometry(layer: CaffeLayer, num_spatial: int) -> ConvGeometry:
+    """Kernel, stride, pad and dilation per spatial axis, by BaseConvolutionLayer's rules."""
+    p = layer.layer_param.convolution_param
+
+    def per_axis(name: str, default: int | None) -> tuple[int, ...]:
+        h, w = f"{name}_h", f"{name}_w"
+        list_name = "kernel_size" if name == "kernel" else name
+        if name != "dilation" and (p.has(h) or p.has(w)):
+            if num_spatial != 2:
+                raise layer.error(f"{h}/{w} are for 2-d convolution only")
+            if p.has(list_name):
+                raise layer.error(f"give either {list_name} or {h}/{w}, not both")
+            if name == "kernel" and not (p.has(h) and p.has(w)):
+                raise layer.error("kernel_h and kernel_w are both required")
+            return (int(getattr(p, h)), int(getattr(p, w)))
+        values = [int(v) for v in getattr(p, list_name)]
+        if not values:
+            if default is None:
+                raise layer.error("kernel_size (or kernel_h and kernel_w) is required")
+            return (default,) * num_spatial
+        if len(values) not in (1, num_spatial):
+            raise layer.error(f"{list_name} must be given once or {num_spatial} times, "
+                              f"got {len(values)} values")
+        return tuple(values) * num_spatial if len(values) == 1 else tuple(values)
+
+    geometry = ConvGeometry(per_axis("kernel", None), per_axis("stride", 1),
+                            per_axis("pad", 0), per_axis("dilation", 1))
+    if min(geometry.kernel) <= 0:
+        raise layer.error(f"kernel dimensions must be positive, got {geometry.kernel}")
+    if min(geometry.stride) <= 0:
+        raise layer.error(f"stride dimensions must be positive, got {geometry.stride}")
+    return geometry
+
+
+class _ConvolutionBase(CaffeLayer):
+    bottoms = (1, None)
+    tops = (1, None)
+    transposed = False
+
+    def __init__(self, layer_param, bottom_shapes, generator=None):
+        super().__init__(layer_param, bottom_shapes, generator)
+        p = layer_param.convolution_param
+        if len(layer_param.top) != len(bottom_shapes):
+            raise self.error(f"needs one top per bottom, got {len(bottom_shapes)} bottoms "
+                             f"and {len(layer_param.top)} tops")
+        shape = tuple(bottom_shapes[0])
+        if any(tuple(s) != shape for s in bottom_shapes):
+            raise self.error(f"all bottoms must have the same shape, got {list(bottom_shapes)}")
+        if self.canonical_axis(p.axis, len(shape)) != 1:
+            raise self.error("only axis: 1 (channels after one batch axis) is supported")
+        self.num_spatial = len(shape) - 2
+        if self.num_spatial not in _CONV:
+            raise self.error(f"{self.num_spatial} spatial axes are not supported (1 to 3)")
+        self.geometry = conv_geometry(self, self.num_spatial)
+        channels, num_output, group = shape[1], int(p.num_output), int(p.group)
+        if num_output <= 0:
+            raise self.error("num_output must be positive")
+        if group <= 0 or channels % group or num_output % group:
+            raise self.error(f"channels ({channels}) and num_output ({num_output}) must be "
+                             f"multiples of group ({group})")
+        self.channels, self.num_output, self.group = channels, num_output, group
+        self.bias_term = bool(p.bias_term)
+        out_ch, in_ch = (channels, num_output) if self.transposed else (num_output, channels)
+        self.add_blob((out_ch, in_ch // group, *self.geometry.kernel), p.weight_filler)
+        if self.bias_term:
+            self.add_blob((num_output,), p.bias_filler)
+
+    def top_shapes(self, bottom_shapes):
+        return [self.output_shape(tuple(s)) for s in bottom_shapes]
+
+    def output_shape(self, shape: Shape) -> Shape:
+        raise NotImplementedError
+
+    def extra_repr(self):
+        g = self.geometry
+        return (f"{super().extra_repr()}, {self.channels}->{self.num_output}, kernel={g.kernel}, "
+                f"stride={g.stride}, pad={g.pad}, dilation={g.dilation}, group={self.group}")
+
+
+@register("Convolution")
+class Convolution(_ConvolutionBase):
+    """Caffe's Convolution layer (see the module docstring)."""
+
+    def output_shape(self, shape):
+        g = self.geometry
+        spatial = tuple((size + 2 * p - e) // s + 1
+                        for size, p, e, s in zip(shape[2:], g.pad, g.extent, g.stride))
+        if min(spatial) <= 0:
+            raise self.error(f"input {shape} is too small for kernel {g.kernel} with pad {g.pad}")
+        return (shape[0], self.num_output, *spatial)
+
+    def forward(self, *bottoms):
+        g = self.geometry
+        conv = _CONV[self.num_spatial]
+        bias = self.bias if self.bias_term else None
+        return tuple(conv(x, self.weight, bias, g.stride, g.pad, g.dilation, self.group)
+                     for x in bottoms)

@@ -1,0 +1,134 @@
+"""Pooling (Caffe's ``PoolingLayer``): MAX and AVE over 4-d blobs, Caffe's sizes and divisors.
+
+Caffe-specific behaviour reproduced here, all from ``pooling_layer.cpp``:
+
+* output size: ``ceil((in + 2·pad - k) / stride) + 1`` (``round_mode: CEIL``, the default) or
+  ``floor(…) + 1`` (``FLOOR``); then, *only when pad > 0*, the last window must start strictly
+  inside the image plus its top/left pad — if ``(out - 1)·stride >= in + pad`` it is dropped;
+* MAX windows are clipped to the image (padding never wins); ties go to the first element in
+  row-major order, which is also where the gradient goes;
+* AVE sums the clipped window but divides by the window size clipped to ``in + pad`` — padding
+  counts on the top/left and up to ``pad`` on the bottom/right, but not the extra ceil-mode
+  overhang (neither PyTorch's ``count_include_pad=True`` nor ``False``);
+* ``global_pooling`` uses the whole plane (kernel = H×W, pad 0, stride 1).
+
+A second top (MAX only) is Caffe's argmax mask: the index ``h·W + w`` within each plane, as float.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+from .base import CaffeLayer
+from .registry import register
+
+
+def pooled_size(size: int, kernel: int, stride: int, pad: int, round_mode: str = "CEIL") -> int:
+    """Caffe's pooled output size along one axis (see the module docstring)."""
+    span = (size + 2 * pad - kernel) / stride
+    out = (math.ceil(span) if round_mode == "CEIL" else math.floor(span)) + 1
+    if pad and (out - 1) * stride >= size + pad:
+        out -= 1
+    return out
+
+
+def ave_divisors(size: int, out: int, kernel: int, stride: int, pad: int) -> torch.Tensor:
+    """Caffe's AVE pool_size factor along one axis: window clipped to ``size + pad``."""
+    starts = torch.arange(out) * stride - pad
+    ends = torch.clamp(starts + kernel, max=size + pad)
+    return (ends - starts).to(torch.float32)
+
+
+@register("Pooling")
+class Pooling(CaffeLayer):
+    """Caffe's Pooling layer (see the module docstring)."""
+
+    tops = (1, 2)
+
+    def __init__(self, layer_param, bottom_shapes, generator=None):
+        super().__init__(layer_param, bottom_shapes, generator)
+        p = layer_param.pooling_param
+        self.method = p.pool
+        if self.method not in ("MAX", "AVE"):
+            raise self.error(f"pool: {self.method} is not supported (MAX and AVE are)")
+        if len(layer_param.top) > 1 and self.method != "MAX":
+            raise self.error("only MAX pooling has a second (mask) top")
+        self.global_pooling = bool(p.global_pooling)
+        has_size = p.has("kernel_size")
+        has_hw = p.has("kernel_h") and p.has("kernel_w")
+        if self.global_pooling:
+            if has_size or p.has("kernel_h") or p.has("kernel_w"):
+                raise self.error("with global_pooling: true the filter size cannot be specified")
+            self.kernel = None
+        else:
+            if has_size == has_hw:
+                raise self.error("give kernel_size, or both kernel_h and kernel_w (not both forms)")
+            self.kernel = ((int(p.kernel_size),) * 2 if has_size
+                           else (int(p.kernel_h), int(p.kernel_w)))
+            if min(self.kernel) <= 0:
+                raise self.error("filter dimensions cannot be zero")
+        self.pad = self._pair(p, "pad", default=0)
+        self.stride = self._pair(p, "stride", default=1)
+        if min(self.stride) <= 0:
+            raise self.error("stride must be positive")
+        if self.global_pooling and (self.pad != (0, 0) or self.stride != (1, 1)):
+            raise self.error("with global_pooling: true only pad = 0 and stride = 1")
+        if self.kernel is not None and (self.pad[0] >= self.kernel[0]
+                                        or self.pad[1] >= self.kernel[1]):
+            raise self.error(f"pad {self.pad} must be smaller than the kernel {self.kernel}")
+        self.round_mode = p.round_mode
+        if len(bottom_shapes[0]) != 4:
+            raise self.error(f"input must have 4 axes (num, channels, height, width), "
+                             f"got {tuple(bottom_shapes[0])}")
+
+    def _pair(self, p, name: str, default: int) -> tuple[int, int]:
+        h, w = f"{name}_h", f"{name}_w"
+        if p.has(h) or p.has(w):
+            if p.has(name) or not (p.has(h) and p.has(w)):
+                raise self.error(f"{name} is {name} OR {h} and {w}")
+            return int(getattr(p, h)), int(getattr(p, w))
+        return (int(getattr(p, name)),) * 2 if p.has(name) else (default, default)
+
+    def _geometry(self, height: int, width: int):
+        kernel = (height, width) if self.global_pooling else self.kernel
+        out = tuple(pooled_size(size, k, s, p, self.round_mode)
+                    for size, k, s, p in zip((height, width), kernel, self.stride, self.pad))
+        if min(out) <= 0:
+            raise self.error(f"input {height}x{width} is too small for kernel {kernel}")
+        return kernel, out
+
+    def top_shapes(self, bottom_shapes):
+        n, c, h, w = bottom_shapes[0]
+        _, (oh, ow) = self._geometry(h, w)
+        return [(n, c, oh, ow)] * len(self.layer_param.top)
+
+    def forward(self, x):
+        height, width = x.shape[2:]
+        kernel, (oh, ow) = self._geometry(height, width)
+        (ph, pw), (sh, sw) = self.pad, self.stride
+        # pad top/left by pad; bottom/right far enough that every window lies inside
+        pad_bottom = max(0, (oh - 1) * sh + kernel[0] - ph - height)
+        pad_right = max(0, (ow - 1) * sw + kernel[1] - pw - width)
+        fill = float("-inf") if self.method == "MAX" else 0.0
+        padded = x
+        if ph or pw or pad_bottom or pad_right:
+            padded = F.pad(x, (pw, pad_right, ph, pad_bottom), value=fill)
+        if self.method == "AVE":
+            sums = F.avg_pool2d(padded, kernel, (sh, sw), divisor_override=1)[:, :, :oh, :ow]
+            divisor = (ave_divisors(height, oh, kernel[0], sh, ph)[:, None]
+                       * ave_divisors(width, ow, kernel[1], sw, pw)[None, :])
+            return (sums / divisor.to(x.device),)
+        if len(self.layer_param.top) == 1:
+            return (F.max_pool2d(padded, kernel, (sh, sw))[:, :, :oh, :ow],)
+        top, index = F.max_pool2d(padded, kernel, (sh, sw), return_indices=True)
+        top, index = top[:, :, :oh, :ow], index[:, :, :oh, :ow]
+        padded_width = padded.shape[3]
+        row, col = index // padded_width - ph, index % padded_width - pw
+        return top, (row * width + col).to(x.dtype)
+
+    def extra_repr(self):
+        kernel = "global" if self.global_pooling else self.kernel
+        return (f"{super().extra_repr()}, {self.method}, kernel={kernel}, stride={self.stride}, "
+                f"pad={self.pad}, round_mode={self.round_mode}")

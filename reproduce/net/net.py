@@ -1,0 +1,385 @@
+"""``Net``: a Caffe net (any upgraded NetParameter) as one ``torch.nn.Module``, pycaffe-style.
+
+What it mirrors of Caffe's ``Net`` (``net.cpp``) and pycaffe's ``caffe.Net``:
+
+* construction: parse and upgrade the prototxt, keep the layers whose include/exclude rules
+  the NetState (phase, level, stages) meets, give every layer the net's phase unless it sets
+  its own, wire bottoms and tops by name. A top named like the bottom at the same index is
+  computed in place — the blob keeps its name and ``blobs[name]`` ends up holding the last
+  value, as Caffe's blob does; any other reuse of a top name is an error ("produced by
+  multiple sources"), as is a bottom no earlier layer produced;
+* inputs: the tops of ``Input`` layers and of bottomless ``Python`` data layers; shapes for
+  building come from ``input_param`` (or ``input_shapes``), any H×W may be fed afterwards;
+* outputs: the blobs no later layer consumes, in sorted order (Caffe keeps them in a
+  ``std::set``);
+* loss: ``Σ loss_weight · sum(top)`` over tops with a non-zero weight; layers whose type ends
+  in ``Loss`` default to weight 1 on their one top (a loss layer with no top gets an anonymous
+  one, Caffe's ``AutoTopBlobs``); a loss layer with several tops must give a weight per top;
+* backward: autograd from ``loss``, accumulating into each parameter's ``.grad`` as Caffe
+  accumulates diffs (``zero_grad()`` is ``ClearParamDiffs``). Parameters with ``lr_mult: 0``
+  have ``requires_grad = False`` — no gradient, like Caffe's ``param_propagate_down``. Inputs
+  get a gradient only with ``force_backward: true``; ``propagate_down: false`` cuts a bottom;
+* weights: blobs embedded in the net definition (``LayerParameter.blobs``) are loaded first,
+  as Caffe's layers start from them; ``copy_from`` copies blobs by layer name like
+  ``CopyTrainedLayersFrom`` — layers absent from the net are ignored, layers absent from the
+  file keep their filler values; blob counts must match and shapes must be equal, or (legacy)
+  the stored 4-d shape must equal the layer's shape padded with leading 1s;
+* shared parameters (``param { name: … }``): later layers reuse the first owner's tensor.
+
+Every layer is a submodule registered under its exact Caffe name, so ``state_dict`` keys are
+``"<layer>.weight"``, ``"<layer>.bias"``, ``"<layer>.blob<i>"``. Names containing ``.`` or equal
+to an attribute of ``Net`` are registered all the same (``net.layer(name)`` reaches them);
+the net's own state is therefore written with ``object.__setattr__``.
+"""
+from __future__ import annotations
+
+import os
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import nn
+
+from reproduce.caffe.schema import Message
+
+from .layers import CaffeLayer, blob_attribute, layer_class
+from .layers.input import DataProvider
+from .state_rules import filter_layers, net_state
+
+Shape = tuple[int, ...]
+
+
+class NetError(ValueError):
+    """A net definition, input or weight file Caffe would refuse."""
+
+
+class _Step:
+    """One layer of the forward plan: the module, its bottom/top names, cut bottoms."""
+
+    __slots__ = ("layer", "bottoms", "tops", "cut")
+
+    def __init__(self, layer: CaffeLayer, bottoms: list[str], tops: list[str], cut: list[bool]):
+        self.layer, self.bottoms, self.tops, self.cut = layer, bottoms, tops, cut
+
+
+class Net(nn.Module):
+    """A Caffe net in PyTorch (see the module docstring).
+
+    ``Net(net, weights=None, phase="test", *, level=0, stages=(), input_shapes=None,
+    generator=None)`` — ``net`` is a prototxt path or a NetParameter ``Message`` (upgraded as
+    Caffe upgrades on load); ``weights`` a caffemodel path (binary or HDF5) or a
+    ``{layer: [arrays]}`` dict; ``input_shapes`` overrides the build-time shape of inputs;
+    ``generator`` drives the fillers (and TRAIN-phase dropout).
+    """
+
+    def __init__(self, net: str | os.PathLike | Message,
+                 weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None,
+                 phase: str = "test", *, level: int = 0, stages: Sequence[str] = (),
+                 input_shapes: Mapping[str, Sequence[int]] | None = None,
+                 generator: torch.Generator | None = None):
+        super().__init__()
+        param = _load_net(net)
+        state = net_state(param, phase, level, stages)
+        self._set("name", param.name)
+        self._set("phase", state.phase)
+        self._set("force_backward", bool(param.force_backward))
+        self._set("layer_names", [])
+        self._set("inputs", [])
+        self._set("outputs", [])
+        self._set("loss_blobs", OrderedDict())
+        self._set("params", OrderedDict())
+        self._set("param_specs", OrderedDict())
+        self._set("blob_shapes", OrderedDict())
+        self._set("blobs", OrderedDict())
+        self._set("loss", None)
+        self._set("_plan", [])
+        self._set("_layers", OrderedDict())
+        kept = filter_layers(param, state)
+        self._build(kept, state.phase, dict(input_shapes or {}), generator)
+        embedded = _embedded_blobs(kept)
+        if embedded:
+            self.copy_from(embedded)
+        if weights is not None:
+            self.copy_from(weights)
+
+    def _set(self, name: str, value: Any) -> None:
+        # bypass nn.Module.__setattr__: a layer may be registered under the same name
+        object.__setattr__(self, name, value)
+
+    # ------------------------------------------------------------------ construction
+    def _build(self, layer_params: list[Message], phase: str,
+               input_shapes: dict[str, Sequence[int]], generator) -> None:
+        shapes = self.blob_shapes
+        available: set[str] = set()
+        shared: dict[str, tuple[str, int, nn.Parameter]] = {}
+        for index, source in enumerate(layer_params):
+            lp = _layer_copy(source)
+            if not lp.has("phase"):
+                lp.phase = phase
+            name = lp.name
+            if not name:
+                raise NetError(f"layer {index} ({lp.type}) has no name")
+            if name in self._layers:
+                raise NetError(f"two layers are named {name!r}; layer names must be unique")
+            bottoms, tops = list(lp.bottom), list(lp.top)
+            if lp.propagate_down and len(lp.propagate_down) != len(bottoms):
+                raise NetError(f"layer {name!r}: propagate_down must be given either 0 or "
+                               f"bottom_size ({len(bottoms)}) times")
+            for i, bottom in enumerate(bottoms):
+                if bottom not in shapes:
+                    raise NetError(f"unknown bottom blob {bottom!r} (layer {name!r}, "
+                                   f"bottom index {i})")
+            layer = layer_class(lp.type, name)(lp, [shapes[b] for b in bottoms], generator)
+            if not tops and lp.type.endswith("Loss"):
+                tops = [f"({name} loss)"]  # Caffe's anonymous "(automatic)" top
+            top_shapes = layer.top_shapes([shapes[b] for b in bottoms])
+            if isinstance(layer, DataProvider):
+                top_shapes = self._input_shapes(name, tops, top_shapes, input_shapes)
+            if len(set(tops)) != len(tops):
+                raise NetError(f"layer {name!r} names the same top twice: {tops}")
+            for i, top in enumerate(tops):
+                in_place = i < len(bottoms) and bottoms[i] == top
+                if top in shapes and not in_place:
+                    raise NetError(f"top blob {top!r} produced by multiple sources "
+                                   f"(again by layer {name!r})")
+            available.difference_update(bottoms)
+            for top, shape in zip(tops, top_shapes):
+                shapes[top] = tuple(shape)
+                if not top.startswith("("):
+                    available.add(top)
+            self._register_layer(name, layer)
+            self._share_params(name, layer, shared)
+            if isinstance(layer, DataProvider):
+                self.inputs.extend(tops)
+            else:
+                cut = [not keep for keep in lp.propagate_down] or [False] * len(bottoms)
+                self._plan.append(_Step(layer, bottoms, tops, cut))
+            self._record_loss_weights(lp, tops)
+        unknown = set(input_shapes) - set(self.inputs)
+        if unknown:
+            raise NetError(f"input_shapes names {sorted(unknown)}, which are not net inputs "
+                           f"(inputs: {self.inputs})")
+        self.outputs.extend(sorted(available))
+
+    def _input_shapes(self, name, tops, declared, overrides) -> list[Shape]:
+        result = []
+        for top, shape in zip(tops, declared):
+            if top in overrides:
+                shape = tuple(int(d) for d in overrides[top])
+            elif not shape:
+                raise NetError(f"input {top!r} of layer {name!r} has no shape; give one in "
+                               f"input_param or input_shapes")
+            result.append(tuple(shape))
+        return result
+
+    def _register_layer(self, name: str, layer: CaffeLayer) -> None:
+        self._modules[name] = layer  # exact Caffe name, even with '.' (see module docstring)
+        self._layers[name] = layer
+        self.layer_names.append(name)
+        blobs = layer.blobs()
+        if len(layer.layer_param.param) > len(blobs):
+            raise NetError(f"too many params specified for layer {name!r}: "
+                           f"{len(layer.layer_param.param)} param entries, {len(blobs)} blobs")
+        if blobs:
+            specs = layer.param_specs()
+            self.params[name] = blobs
+            self.param_specs[name] = specs
+            for blob, (lr_mult, _) in zip(blobs, specs):
+                blob.requires_grad_(lr_mult != 0)
+
+    def _share_params(self, name: str, layer: CaffeLayer, shared: dict) -> None:
+        specs = layer.layer_param.param
+        for i, blob in enumerate(layer.blobs()):
+            key = specs[i].name if i < len(specs) else ""
+            if not key:
+                continue
+            if key not in shared:
+                shared[key] = (name, i, blob)
+                continue
+            owner_name, owner_index, owner = shared[key]
+            mode = specs[i].share_mode
+            same = (tuple(owner.shape) == tuple(blob.shape) if mode == "STRICT"
+                    else owner.numel() == blob.numel())
+            if not same:
+                raise NetError(f"layer {name!r} param {i} shares {key!r} with layer "
+                               f"{owner_name!r} param {owner_index} but has shape "
+                               f"{tuple(blob.shape)} vs {tuple(owner.shape)}")
+            if tuple(owner.shape) != tuple(blob.shape):
+                raise NetError(f"layer {name!r} param {i}: PERMISSIVE sharing of {key!r} "
+                               f"between different shapes is not supported")
+            setattr(layer, blob_attribute(i), owner)
+            self.params[name][i] = owner
+
+    def _record_loss_weights(self, lp: Message, tops: list[str]) -> None:
+        weights = [float(w) for w in lp.loss_weight]
+        if not weights and lp.type.endswith("Loss"):
+            weights = [1.0]  # LossLayer::LayerSetUp
+        if weights and len(weights) != len(tops):
+            raise NetError(f"layer {lp.name!r}: loss_weight must be unspecified or specified "
+                           f"once per top blob ({len(tops)} tops, {len(weights)} weights)")
+        for top, weight in zip(tops, weights):
+            if weight != 0:
+                self.loss_blobs[top] = weight
+
+    # ------------------------------------------------------------------ access
+    def layer(self, name: str) -> CaffeLayer:
+        """The layer module named ``name``."""
+        try:
+            return self._layers[name]
+        except KeyError:
+            raise KeyError(f"no layer {name!r} in net {self.name!r}") from None
+
+    @property
+    def layer_dict(self) -> "OrderedDict[str, CaffeLayer]":
+        """Layer name → layer module, in net order (pycaffe's ``layer_dict``)."""
+        return OrderedDict(self._layers)
+
+    # ------------------------------------------------------------------ weights
+    def copy_from(self, weights: str | os.PathLike | Mapping[str, Sequence[Any]]) -> None:
+        """Copy parameter blobs by layer name, as Caffe's ``CopyTrainedLayersFrom``."""
+        source = "<dict>"
+        if isinstance(weights, (str, os.PathLike)):
+            from reproduce.caffe.weights import read_weights
+
+            source = os.fspath(weights)
+            weights = read_weights(weights)
+        for name, arrays in weights.items():
+            if name not in self._layers:
+                continue  # Caffe: "Ignoring source layer"
+            targets = self._layers[name].blobs()
+            arrays = list(arrays)
+            if len(arrays) != len(targets):
+                raise NetError(f"{source}: incompatible number of blobs for layer {name!r}: "
+                               f"the file has {len(arrays)}, the net {len(targets)}")
+            for j, (array, target) in enumerate(zip(arrays, targets)):
+                data = torch.as_tensor(np.asarray(array, dtype=np.float32))
+                if not _shape_equals(tuple(target.shape), tuple(data.shape)):
+                    raise NetError(f"{source}: cannot copy param {j} weights from layer "
+                                   f"{name!r}; shape mismatch. Source param shape is "
+                                   f"{tuple(data.shape)}; target param shape is "
+                                   f"{tuple(target.shape)}")
+                with torch.no_grad():
+                    target.copy_(data.reshape(target.shape))
+
+    def weights_dict(self) -> "OrderedDict[str, list[np.ndarray]]":
+        """``{layer: [blob arrays]}`` in net and Caffe blob order (what a caffemodel stores)."""
+        return OrderedDict((name, [blob.detach().cpu().numpy().copy() for blob in blobs])
+                           for name, blobs in self.params.items())
+
+    # ------------------------------------------------------------------ running
+    def forward(self, **inputs: Any) -> dict[str, torch.Tensor]:
+        """Run the net on ``inputs`` (arrays or tensors, by input name); return its outputs."""
+        missing = [name for name in self.inputs if name not in inputs]
+        unknown = [name for name in inputs if name not in self.inputs]
+        if missing or unknown:
+            raise NetError(f"net {self.name!r} takes inputs {self.inputs}; "
+                           + (f"missing {missing}" if missing else "")
+                           + ("; " if missing and unknown else "")
+                           + (f"unknown {unknown}" if unknown else ""))
+        blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
+        device = self._device()
+        for name in self.inputs:
+            blob = _as_float_tensor(inputs[name], device)
+            if self.force_backward and torch.is_grad_enabled():
+                blob = blob.detach().requires_grad_(True)
+            blobs[name] = blob
+        for step in self._plan:
+            args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
+            for top, value in zip(step.tops, step.layer(*args)):
+                blobs[top] = value
+        loss = None
+        for top, weight in self.loss_blobs.items():
+            term = blobs[top].sum() * weight if weight != 1.0 else blobs[top].sum()
+            loss = term if loss is None else loss + term
+        self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
+                                       if name in blobs and not name.startswith("(")))
+        self._set("loss", loss if loss is not None else torch.zeros((), device=device))
+        return {name: blobs[name] for name in self.outputs}
+
+    def backward(self) -> None:
+        """Backpropagate ``loss`` of the last forward, accumulating into parameter ``.grad``."""
+        if self.loss is None or not self.loss.requires_grad:
+            raise NetError("nothing to backpropagate: run forward (with gradients enabled) on "
+                           "a net with a loss and learnable parameters first")
+        self.loss.backward()
+
+    def input_diff(self, name: str) -> torch.Tensor:
+        """The gradient Caffe would hold for input ``name`` after backward.
+
+        Caffe backpropagates into the net's inputs only with ``force_backward``; otherwise the
+        input's diff stays zero, which is what this returns then.
+        """
+        if name not in self.inputs:
+            raise KeyError(f"{name!r} is not an input of net {self.name!r}")
+        blob = self.blobs.get(name)
+        if blob is None:
+            raise NetError("run forward first")
+        return blob.grad if blob.grad is not None else torch.zeros_like(blob)
+
+    def _load_from_state_dict(self, state_dict, prefix, local_metadata, strict, missing_keys,
+                              unexpected_keys, error_msgs):
+        # nn.Module takes the text before the first '.' of a key as the child's name, so keys of
+        # layers whose Caffe names contain '.' would be reported unexpected although the layer
+        # itself loads them; drop those reports.
+        reported: list[str] = []
+        super()._load_from_state_dict(state_dict, prefix, local_metadata, strict, missing_keys,
+                                      reported, error_msgs)
+        dotted = [f"{prefix}{name}." for name in self._modules if "." in name]
+        unexpected_keys.extend(key for key in reported
+                               if not any(key.startswith(p) for p in dotted))
+
+    def _device(self) -> torch.device:
+        for param in self.parameters():
+            return param.device
+        return torch.device("cpu")
+
+    def extra_repr(self) -> str:
+        return f"name={self.name!r}, phase={self.phase}, inputs={self.inputs}, outputs={self.outputs}"
+
+
+def _load_net(net: str | os.PathLike | Message) -> Message:
+    from reproduce.caffe.upgrade import read_net, upgrade_net
+
+    if isinstance(net, Message):
+        if net.type_name != "NetParameter":
+            raise TypeError(f"Net needs a NetParameter, not a {net.type_name}")
+        return upgrade_net(net)[0]
+    if isinstance(net, (str, os.PathLike)):
+        return read_net(Path(net))
+    raise TypeError(f"Net needs a prototxt path or a NetParameter Message, not {type(net).__name__}")
+
+
+def _layer_copy(layer: Message) -> Message:
+    """A shallow copy of a LayerParameter without its blobs (the net sets ``phase`` on it)."""
+    copy = Message("LayerParameter")
+    for f, value in layer.present_fields():
+        if f.name != "blobs":
+            setattr(copy, f.name, value)
+    return copy
+
+
+def _embedded_blobs(layers: list[Message]) -> dict[str, list[np.ndarray]]:
+    """Blobs stored inside the net definition itself (``LayerParameter.blobs``), by layer.
+
+    Caffe's ``Layer`` constructor starts from them instead of running the fillers.
+    """
+    from reproduce.caffe.weights import blob_array
+
+    return {layer.name: [blob_array(blob, layer.name, layer.type, i)
+                         for i, blob in enumerate(layer.blobs)]
+            for layer in layers if layer.blobs}
+
+
+def _shape_equals(target: Shape, source: Shape) -> bool:
+    """Caffe's ``Blob::ShapeEquals``, with the legacy rule for 4-d stored shapes."""
+    if target == source:
+        return True
+    return len(source) == 4 and len(target) <= 4 and (1,) * (4 - len(target)) + target == source
+
+
+def _as_float_tensor(value: Any, device: torch.device) -> torch.Tensor:
+    if isinstance(value, torch.Tensor):
+        return value.to(device=device, dtype=torch.float32)
+    return torch.as_tensor(np.asarray(value, dtype=np.float32), device=device)

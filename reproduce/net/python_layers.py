@@ -1,0 +1,43 @@
+"""What the net assumes about Python data layers, which it does not run but treats as inputs.
+
+A Caffe ``Python`` layer without bottoms (the FCN data layers: ``voc_layers``,
+``siftflow_layers``, ``pascalcontext_layers``, ``nyud_layers``) produces the net's images and
+labels; here its tops become named inputs fed to ``Net.forward``. Shape inference only needs
+their channel counts: ``top_channels(module, layer, top_names)`` answers from a table keyed by
+``(python_param.module, python_param.layer)`` — ``register_python_data_layer`` extends it —
+falling back to the top's name (``data``/``color``/``hha`` 3 channels, ``label``/``sem``/
+``geo``/``depth`` 1) and then to position (first top 3 channels, the rest 1).
+
+``PLACEHOLDER_SIZE`` is the H×W assumed for them while the net is built; any H×W may be fed
+at run time (for nets without a layer like InnerProduct that fixes the size).
+"""
+from __future__ import annotations
+
+from typing import Sequence
+
+PLACEHOLDER_SIZE = (500, 500)
+
+CHANNELS_BY_TOP_NAME = {"data": 3, "color": 3, "hha": 3, "label": 1, "sem": 1, "geo": 1,
+                        "depth": 1}
+
+# (module, layer) -> channels of each top, in top order
+_DATA_LAYERS: dict[tuple[str, str], tuple[int, ...]] = {
+    ("voc_layers", "VOCSegDataLayer"): (3, 1),
+    ("voc_layers", "SBDDSegDataLayer"): (3, 1),
+    ("siftflow_layers", "SIFTFlowSegDataLayer"): (3, 1, 1),
+    ("pascalcontext_layers", "PASCALContextSegDataLayer"): (3, 1),
+}
+
+
+def register_python_data_layer(module: str, layer: str, channels: Sequence[int]) -> None:
+    """Declare the channel count of each top of Python data layer ``module.layer``."""
+    _DATA_LAYERS[(module, layer)] = tuple(int(c) for c in channels)
+
+
+def top_channels(module: str, layer: str, top_names: Sequence[str]) -> list[int]:
+    """The channel count of each top of a Python data layer (see the module docstring)."""
+    known = _DATA_LAYERS.get((module, layer))
+    if known is not None and len(known) == len(top_names):
+        return list(known)
+    return [CHANNELS_BY_TOP_NAME.get(name, 3 if i == 0 else 1)
+            for i, name in enumerate(top_names)]

@@ -1,0 +1,84 @@
+"""Forward passes against the real Caffe: every blob of every golden net, at two input sizes.
+
+``Net(deploy.prototxt, weights.caffemodel)`` runs TEST-phase forward on ``blob/data`` of
+``forward_<H>x<W>.npz``; every blob Caffe saved (its ``_split_`` blobs excepted) must agree
+within 1e-5 of the blob's largest magnitude, and the loaded parameters must equal Caffe's
+``param/<layer>/<i>`` exactly. The V1 VGG16 net is upgraded on load, its legacy-shaped
+InnerProduct blobs reshaped as Caffe does, and checked the same way through ``prob``.
+"""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from conftest import VOC_NETS
+from golden_compare import assert_all_close
+from reproduce.net import Net
+
+FORWARD_TOLERANCE = 1e-5
+SIZES = ("64x80", "37x53")
+
+
+def npz_group(npz, prefix: str) -> dict[str, np.ndarray]:
+    return {key[len(prefix):]: npz[key] for key in npz.files if key.startswith(prefix)}
+
+
+def caffe_params(npz) -> dict[str, list[np.ndarray]]:
+    params: dict[str, dict[int, np.ndarray]] = {}
+    for key, value in npz_group(npz, "param/").items():
+        layer, index = key.rsplit("/", 1)
+        params.setdefault(layer, {})[int(index)] = value
+    return {layer: [blobs[i] for i in sorted(blobs)] for layer, blobs in params.items()}
+
+
+def run_forward(net: Net, data: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.no_grad():
+        net.forward(data=data)
+    return {name: blob.numpy() for name, blob in net.blobs.items()}
+
+
+def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None:
+    assert set(net.params) == set(expected)
+    for layer, blobs in expected.items():
+        ours = net.params[layer]
+        assert len(ours) == len(blobs), layer
+        for i, (mine, theirs) in enumerate(zip(ours, blobs)):
+            assert tuple(mine.shape) == theirs.shape, (layer, i)
+            assert np.array_equal(mine.detach().numpy(), theirs), (layer, i)
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", VOC_NETS)
+def test_forward_blobs_match_caffe(golden, name, size):
+    folder = golden / name
+    net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
+    reference = np.load(folder / f"forward_{size}.npz")
+    expected = npz_group(reference, "blob/")
+    got = run_forward(net, expected["data"])
+    assert_all_close(got, expected, FORWARD_TOLERANCE, f"{name} {size}")
+    assert set(got) == set(expected)  # no blob missing, none invented
+    assert net.outputs == ["score"]
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("weights", ["weights.caffemodel", "weights.caffemodel.h5"])
+@pytest.mark.parametrize("name", VOC_NETS)
+def test_loaded_params_equal_caffes(golden, name, weights):
+    folder = golden / name
+    net = Net(folder / "deploy.prototxt", folder / weights)
+    assert_params_equal(net, caffe_params(np.load(folder / "forward_64x80.npz")))
+
+
+@pytest.mark.golden
+def test_v1_vgg16_forward_matches_caffe(golden):
+    folder = golden / "vgg16-v1"
+    net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
+    reference = np.load(folder / "forward_224x224.npz")
+    assert_params_equal(net, caffe_params(reference))
+    expected = npz_group(reference, "blob/")
+    got = run_forward(net, expected["data"])
+    assert_all_close(got, expected, FORWARD_TOLERANCE, "vgg16-v1 224x224")
+    assert net.inputs == ["data"] and net.outputs == ["prob"]
+    assert got["prob"].sum() == pytest.approx(1.0, rel=1e-5)
