@@ -1,0 +1,69 @@
+"""Convert weights between Caffe and PyTorch: ``.caffemodel`` (V1 or current), ``.caffemodel.h5``, ``.pth``.
+
+``SRC`` → ``DST`` by their file names. A ``.pth`` is a plain state_dict (``<layer>.weight``,
+``<layer>.bias``, ``<layer>.blob<i>``) in the shapes Caffe holds after its legacy upgrade.
+Writing a caffemodel needs ``--prototxt NET`` (its layer definitions go into the file, as
+Caffe's ``Net.save`` writes them).
+
+With ``--prototxt NET`` and a Caffe ``SRC`` the weights are *transplanted* into NET's
+parameter layout as the reference surgery does — copied where shapes match, coerced by flat
+copy where only element counts match (fc6 InnerProduct → 7×7 convolution), dropped where NET
+lacks the layer — and NET's ``*up*`` deconvolutions are set to bilinear kernels; each
+decision is printed.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from reproduce.cli import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("src", type=Path, help="source weights: .caffemodel, .caffemodel.h5 or .pth")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="destination: .pth, .caffemodel or .caffemodel.h5")
+    parser.add_argument("--prototxt", type=Path, help="target net: transplant into it, or describe the layers when writing a caffemodel")
+    parser.add_argument("--no-interp", action="store_true", help="with --prototxt: leave *up* deconvolutions as NET's fillers make them")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-blob log")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reproduce.convert import is_caffe_weights, load_weights, save_weights
+
+    if args.src.resolve() == args.out.resolve():
+        raise UserError(f"{args.out}: destination is the source file")
+    large = args.src.is_file() and args.src.stat().st_size > 64 * 2**20
+    weights = load_weights(args.src, progress=large and not args.quiet)
+    net_param = None
+    if args.prototxt is not None:
+        from reproduce.caffe import read_net
+
+        net_param = read_net(args.prototxt)
+        if is_caffe_weights(args.src):
+            weights = transplant_into(net_param, weights, interp=not args.no_interp,
+                                      log=(lambda line: None) if args.quiet else print)
+    elif args.out.name.lower().endswith((".caffemodel", ".h5", ".hdf5")) and not is_caffe_weights(args.src):
+        raise UserError(f"{args.out}: writing a caffemodel from {args.src.name} needs --prototxt NET "
+                        "(the layer definitions Caffe stores beside the blobs)")
+    save_weights(args.out, weights, net_param)
+    count = sum(b.size for blobs in weights.values() for b in blobs)
+    print(f"wrote {args.out} ({len(weights)} layers, {count:,} parameters)")
+    return 0
+
+
+def transplant_into(net_param, source, interp: bool = True, log=print):
+    """Reference surgery: NET's freshly initialised parameters, with ``source`` transplanted in."""
+    from reproduce.net import Net
+    from reproduce import surgery
+
+    net = Net(net_param, phase="test")
+    target = net.weights_dict() if hasattr(net, "weights_dict") else {
+        name: [p.detach().cpu().numpy() for p in blobs] for name, blobs in net.params.items()}
+    result = surgery.transplant(target, source, log=log)
+    if interp:
+        layers = surgery.interp_layer_names(result)
+        surgery.interp(result, layers)
+        for name in layers:
+            log(f"interp {name} (bilinear)")
+    return result
+
