@@ -30,14 +30,25 @@ class UserError(Exception):
     """An error the user can fix; printed as one line, exit status 2."""
 
 
+# Errors that mean "your input is wrong", printed as one line. Loaded only if their module is.
+USER_ERRORS = (
+    "reproduce.caffe.errors:CaffeFormatError", "reproduce.surgery:SurgeryError",
+    "reproduce.data.errors:DatasetError", "reproduce.data.param_str:ParamStrError",
+    "reproduce.data.registry:UnknownDataLayerError", "reproduce.net.net:NetError",
+    "reproduce.net.layers.base:LayerError", "reproduce.net.layers.registry:UnsupportedLayerError",
+    "reproduce.net.coord_map:CoordMapError", "reproduce.net.spec:SpecError",
+    "reproduce.net.fillers:FillerError", "reproduce.net.state_rules:NetStateError",
+    "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
+    "reproduce.download:DownloadError", "reproduce.legacy_v1:LegacyExportError",
+)
+
+
 def _user_errors() -> tuple[type[BaseException], ...]:
     errors: list[type[BaseException]] = [UserError, FileNotFoundError, IsADirectoryError, PermissionError]
-    for module, name in (("reproduce.caffe.errors", "CaffeFormatError"), ("reproduce.surgery", "SurgeryError"),
-                         ("reproduce.data.errors", "DatasetError")):
-        try:
-            errors.append(getattr(importlib.import_module(module), name))
-        except (ImportError, AttributeError):
-            pass
+    for entry in USER_ERRORS:
+        module, name = entry.split(":")
+        if module in sys.modules:
+            errors.append(getattr(sys.modules[module], name))
     return tuple(errors)
 
 

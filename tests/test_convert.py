@@ -110,3 +110,21 @@ def test_bad_input_is_one_clear_line(golden, tmp_path, command):
         assert len(lines) == 1 and lines[0].startswith("error: "), (name, result.stderr)
         assert path.name in lines[0], (name, lines[0])
         assert not (tmp_path / "out.pth").exists()
+
+
+def test_forward_command_writes_requested_blobs(golden, tmp_path):
+    fixture = np.load(golden / "voc-fcn8s" / "forward_64x80.npz")
+    np.savez(tmp_path / "in.npz", data=fixture["blob/data"])
+    result = run_cli("forward", "--prototxt", golden / "voc-fcn8s" / "deploy.prototxt",
+                     "--weights", golden / "voc-fcn8s" / "weights.caffemodel",
+                     "--input", tmp_path / "in.npz", "-o", tmp_path / "out.npz", "--blobs", "score,fc7")
+    assert result.returncode == 0, result.stderr
+    assert "score" in result.stdout and "1×21×64×80" in result.stdout
+    out = np.load(tmp_path / "out.npz")
+    assert sorted(out.files) == ["fc7", "score"]
+    for name in out.files:
+        ref = fixture[f"blob/{name}"]
+        assert np.abs(out[name] - ref).max() <= 1e-5 * np.abs(ref).max()
+    bad = run_cli("forward", "--prototxt", golden / "voc-fcn8s" / "deploy.prototxt",
+                  "--input", tmp_path / "in.npz", "--blobs", "nope")
+    assert bad.returncode == 2 and "no blob named nope" in bad.stderr
