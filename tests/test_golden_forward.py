@@ -49,11 +49,14 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 
 
 @pytest.mark.golden
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", VOC_NETS)
-def test_forward_blobs_match_caffe(golden, name, size):
+def test_forward_blobs_match_caffe(golden, name, size, layout):
     folder = golden / name
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
+    if layout == "channels_last":
+        net.use_channels_last()
     reference = np.load(folder / f"forward_{size}.npz")
     expected = npz_group(reference, "blob/")
     got = run_forward(net, expected["data"])
@@ -82,3 +85,16 @@ def test_v1_vgg16_forward_matches_caffe(golden):
     assert_all_close(got, expected, FORWARD_TOLERANCE, "vgg16-v1 224x224")
     assert net.inputs == ["data"] and net.outputs == ["prob"]
     assert got["prob"].sum() == pytest.approx(1.0, rel=1e-5)
+
+
+@pytest.mark.golden
+@pytest.mark.parametrize("name", VOC_NETS)
+def test_keep_blobs_false_frees_intermediates_and_keeps_outputs(golden, name):
+    folder = golden / name
+    net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
+    reference = np.load(folder / "forward_64x80.npz")
+    net.keep_blobs = False
+    with torch.no_grad():
+        out = net.forward(data=reference["blob/data"])
+    assert set(net.blobs) == {"score"}
+    assert_all_close({"score": out["score"].numpy()}, {"score": reference["blob/score"]}, FORWARD_TOLERANCE, name)

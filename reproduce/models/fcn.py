@@ -35,6 +35,7 @@ class FCN(Net):
         super().__init__(net_param(self.model_name, "deploy", num_classes=num_classes,
                                    widths=widths), weights=weights, phase="test")
         self.num_classes = num_classes
+        self.keep_blobs = False  # a module returns scores; Net's pycaffe-style blobs stay opt-in
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
         """Class scores (N×classes×H×W) of the image batch ``x`` (N×3×H×W)."""

@@ -58,10 +58,11 @@ class NetError(ValueError):
 class _Step:
     """One layer of the forward plan: the module, its bottom/top names, cut bottoms."""
 
-    __slots__ = ("layer", "bottoms", "tops", "cut")
+    __slots__ = ("layer", "bottoms", "tops", "cut", "release")
 
     def __init__(self, layer: CaffeLayer, bottoms: list[str], tops: list[str], cut: list[bool]):
         self.layer, self.bottoms, self.tops, self.cut = layer, bottoms, tops, cut
+        self.release: list[str] = []
 
 
 class Net(nn.Module):
@@ -72,6 +73,10 @@ class Net(nn.Module):
     Caffe upgrades on load); ``weights`` a caffemodel path (binary or HDF5) or a
     ``{layer: [arrays]}`` dict; ``input_shapes`` overrides the build-time shape of inputs;
     ``generator`` drives the fillers (and TRAIN-phase dropout).
+
+    ``keep_blobs`` (default True, as pycaffe) keeps every blob in ``blobs`` after forward;
+    set it False to free each blob once its last consumer has run (inference memory).
+    ``use_channels_last()`` switches convolutions to NHWC, faster on CPU.
     """
 
     def __init__(self, net: str | os.PathLike | Message,
@@ -96,6 +101,8 @@ class Net(nn.Module):
         self._set("loss", None)
         self._set("_plan", [])
         self._set("_layers", OrderedDict())
+        self._set("keep_blobs", True)
+        self._set("_channels_last", False)
         kept = filter_layers(param, state)
         self._build(kept, state.phase, dict(input_shapes or {}), generator)
         embedded = _embedded_blobs(kept)
@@ -162,6 +169,20 @@ class Net(nn.Module):
             raise NetError(f"input_shapes names {sorted(unknown)}, which are not net inputs "
                            f"(inputs: {self.inputs})")
         self.outputs.extend(sorted(available))
+        self._plan_releases()
+
+    def _plan_releases(self) -> None:
+        """For ``keep_blobs = False``: after which step each blob is no longer needed."""
+        last_use: dict[str, int] = {}
+        for index, step in enumerate(self._plan):
+            for bottom in step.bottoms:
+                last_use[bottom] = index
+        keep = set(self.outputs) | set(self.loss_blobs)
+        for step in self._plan:
+            step.release = []
+        for name, index in last_use.items():
+            if name not in keep:
+                self._plan[index].release.append(name)
 
     def _input_shapes(self, name, tops, declared, overrides) -> list[Shape]:
         result = []
@@ -282,13 +303,19 @@ class Net(nn.Module):
         device = self._device()
         for name in self.inputs:
             blob = _as_float_tensor(inputs[name], device)
+            if self._channels_last and blob.dim() == 4:
+                blob = blob.contiguous(memory_format=torch.channels_last)
             if self.force_backward and torch.is_grad_enabled():
                 blob = blob.detach().requires_grad_(True)
             blobs[name] = blob
+        release = not self.keep_blobs
         for step in self._plan:
             args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
             for top, value in zip(step.tops, step.layer(*args)):
                 blobs[top] = value
+            if release:
+                for name in step.release:
+                    blobs.pop(name, None)
         loss = None
         for top, weight in self.loss_blobs.items():
             term = blobs[top].sum() * weight if weight != 1.0 else blobs[top].sum()
@@ -297,6 +324,21 @@ class Net(nn.Module):
                                        if name in blobs and not name.startswith("(")))
         self._set("loss", loss if loss is not None else torch.zeros((), device=device))
         return {name: blobs[name] for name in self.outputs}
+
+    def use_channels_last(self, enabled: bool = True) -> "Net":
+        """Hold 4-d weights and inputs channels-last (NHWC): faster convolutions on CPU.
+
+        The arithmetic is the same up to float32 summation order; BENCHMARKS.md reports the
+        deviation from Caffe's blobs in this mode.
+        """
+        fmt = torch.channels_last if enabled else torch.contiguous_format
+        with torch.no_grad():
+            for blobs in self.params.values():
+                for blob in blobs:
+                    if blob.dim() == 4:
+                        blob.data = blob.data.contiguous(memory_format=fmt)
+        self._set("_channels_last", enabled)
+        return self
 
     def backward(self) -> None:
         """Backpropagate ``loss`` of the last forward, accumulating into parameter ``.grad``."""
