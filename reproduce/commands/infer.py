@@ -1,0 +1,68 @@
+"""Segment images with an FCN: ``<stem>.png`` (VOC-palette label map) and ``<stem>_overlay.png`` per image.
+
+``python -m reproduce infer --net fcn8s --weights weights/fcn8s-heavy-pascal.pth IMAGE_OR_DIR… -o OUT``
+runs the deploy net of ``--net`` (or the deploy prototxt ``--prototxt``) on each image at
+its own size, with the reference ``infer.py`` preprocessing, and writes the argmax label map
+and the ``vis.py`` overlay. Folders are searched (not recursively) for image files.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from reproduce.cli import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images, or folders of images")
+    parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
+    parser.add_argument("--net", default="fcn8s", help="model name: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet")
+    parser.add_argument("--prototxt", type=Path, help="a deploy prototxt to use instead of --net")
+    parser.add_argument("--weights", type=Path, required=True, help=".caffemodel, .caffemodel.h5 or .pth")
+    parser.add_argument("--widths", default="auto", help="full, tiny, or auto (read off the weights; default)")
+    parser.add_argument("--num-classes", type=int, help="classes (default: read off the weights' score_fr)")
+    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
+    parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reproduce.infer import collect_images, infer_images
+
+    images = collect_images(args.inputs)
+    if not images:
+        raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")
+    net = _build(args)
+    try:
+        results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
+                               progress=not args.quiet)
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    if not args.quiet:
+        for r in results:
+            print(f"{r.image} → {r.label_png}" + (f", {r.overlay.name}" if r.overlay else "")
+                  + f" (classes {', '.join(map(str, r.classes))})")
+    print(f"segmented {len(results)} image(s) into {args.out}")
+    return 0
+
+
+def _build(args: argparse.Namespace):
+    from reproduce.convert import load_weights
+    from reproduce.pretrained import load_net, resolve_device
+
+    try:
+        if args.prototxt is not None:
+            from reproduce.net import Net
+
+            net = Net(args.prototxt, phase="test")
+            net.copy_from(load_weights(args.weights))
+            return net.to(resolve_device(args.device))
+        from reproduce.models import MODELS
+
+        if args.net not in MODELS:
+            raise UserError(f"unknown --net {args.net!r} (choose from {', '.join(MODELS)})")
+        return load_net(args.net, args.weights, split="deploy", widths=args.widths, num_classes=args.num_classes,
+                        device=args.device)
+    except ValueError as err:  # NetError, shape mismatches, undetectable widths
+        raise UserError(f"{args.weights}: {err}" if str(args.weights) not in str(err) else str(err)) from None

@@ -1,0 +1,85 @@
+"""Score every stage whose weights are present on VOC2011 seg11valid against the published mean IU.
+
+Sources: the release's caffemodels converted into ``--weights-dir`` (``make weights``) and
+the stages trained under ``--runs`` (``runs/<stage>/final.pth``/``final.caffemodel`` or the
+last ``snapshot/train_iter_<N>.caffemodel``). Prints one table row per stage and source —
+PASS/FAIL against the published mean IU (±0.1 for official weights, −2.0/+2.0 for re-trained
+stages; see ``reproduce.verify``), MEASURED when there is nothing to compare with, SKIPPED
+with the command that fetches what is missing — and writes a JSON report (default
+``<runs>/verify.json``). Exit status: 1 if any row FAILs (or its weights cannot be scored),
+otherwise 0 — also when everything is SKIPPED.
+
+``--demo``: the generated-data demo — trained stages only (fcn32s, fcn16s, fcn8s unless
+``--stages``), no release numbers (only ``--published-json``'s, if given).
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from reproduce.cli import UserError
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--voc-dir", type=Path, default=Path("data/pascal/VOC2011"),
+                        help="PASCAL VOC2011 folder (default data/pascal/VOC2011)")
+    parser.add_argument("--split", default="seg11valid", help="split under ImageSets/Segmentation (default seg11valid)")
+    parser.add_argument("--split-file", type=Path, help="a split list to use instead (one image id a line)")
+    parser.add_argument("--runs", type=Path, default=Path("runs"), help="trained stages (default runs)")
+    parser.add_argument("--weights-dir", type=Path, default=Path("weights"), help="converted release weights (default weights)")
+    parser.add_argument("--stages", nargs="+", metavar="STAGE", help="stages to score (default: all five; --demo: 32s, 16s, 8s)")
+    parser.add_argument("--sources", nargs="+", choices=("official", "trained"), help="default: both (--demo: trained)")
+    parser.add_argument("--published-json", type=Path,
+                        help='expectations {"<stage>": {"mean_iu": percent, "tolerance_below": …, "tolerance_above": …}} '
+                             "replacing the release's numbers")
+    parser.add_argument("--demo", action="store_true", help="the generated-data demo (see above)")
+    parser.add_argument("--widths", default="auto", help="full, tiny or auto (read off the weights; default)")
+    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    parser.add_argument("--tolerance", type=float, default=None, help="official weights: ± mean IU points (default 0.1)")
+    parser.add_argument("--trained-below", type=float, default=None, help="re-trained: allowed shortfall (default 2.0)")
+    parser.add_argument("--trained-above", type=float, default=None, help="re-trained: allowed excess (default 2.0)")
+    parser.add_argument("--limit", type=int, help="score only the first N images (a smoke test; rows are not judged)")
+    parser.add_argument("--save-dir", type=Path, help="also write each prediction as <dir>/<stage>-<source>/<id>.png")
+    parser.add_argument("--report", type=Path, help="JSON report path (default <runs>/verify.json)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reproduce import verify as V
+    from reproduce.models import MODELS
+
+    stages = args.stages or (V.DEMO_STAGES if args.demo else V.DEFAULT_STAGES)
+    unknown = [s for s in stages if s not in MODELS]
+    if unknown:
+        raise UserError(f"unknown stage(s) {', '.join(unknown)} (choose from {', '.join(MODELS)})")
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    published = None
+    if args.published_json is not None:
+        try:
+            published = V.load_published(args.published_json)
+        except ValueError as err:
+            raise UserError(str(err)) from None
+    report = V.verify(
+        voc_dir=args.voc_dir, runs_dir=args.runs, weights_dir=args.weights_dir, split=args.split,
+        split_file=args.split_file, stages=stages,
+        sources=args.sources or (("trained",) if args.demo else V.SOURCES),
+        published=published, published_origin=str(args.published_json or ""), use_release=not args.demo,
+        widths=args.widths, device=args.device,
+        official_tol=_given(args.tolerance, V.OFFICIAL_TOLERANCE),
+        trained_below=_given(args.trained_below, V.TRAINED_BELOW),
+        trained_above=_given(args.trained_above, V.TRAINED_ABOVE),
+        limit=args.limit, progress=not args.quiet, save_dir=args.save_dir,
+        log=lambda line: print(line, file=sys.stderr, flush=True))
+    print(V.format_table(report))
+    report_path = args.report or args.runs / "verify.json"
+    V.write_report(report_path, report)
+    print(f"report: {report_path}")
+    return report.exit_status
+
+
+def _given(value, default):
+    if value is not None and value < 0:
+        raise UserError("tolerances must be non-negative")
+    return default if value is None else value

@@ -1,0 +1,198 @@
+"""Resumable HTTP downloads with a sha1 check and an atomic rename.
+
+What Caffe's ``scripts/download_model_binary.py`` does (fetch a caffemodel, compare its
+sha1), made robust for files of half a gigabyte:
+
+* bytes go to ``<dest>.part``; an existing ``.part`` is resumed with an HTTP ``Range``
+  request (a server that answers ``200`` instead of ``206`` restarts it from zero);
+* a dropped connection is retried (``retries`` times, resuming each time); a failure leaves
+  the ``.part`` in place so the next run resumes it;
+* the complete file's sha1 is compared with ``sha1`` when one is expected — a mismatch
+  deletes the ``.part`` (resuming a corrupt file cannot repair it) and raises
+  ``ChecksumError``;
+* only a checked, complete file is renamed (``os.replace``) to ``dest``.
+
+Every failure raises ``DownloadError`` (``ChecksumError`` is one) with a one-line message
+naming the file and the URL; nothing else escapes for network trouble.
+"""
+from __future__ import annotations
+
+import hashlib
+import http.client
+import os
+import re
+import socket
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+__all__ = ["DownloadError", "ChecksumError", "DownloadResult", "download", "sha1_of"]
+
+CHUNK = 1 << 20
+USER_AGENT = "reproduce-fcn/0.1 (+python urllib)"
+_CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
+_NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
+                   socket.timeout, OSError)
+
+
+class DownloadError(Exception):
+    """A download that failed; ``str()`` is one line naming the file and the cause."""
+
+
+class ChecksumError(DownloadError):
+    """The downloaded bytes do not have the expected sha1."""
+
+
+class _Retryable(DownloadError):
+    """A transfer that broke off; the ``.part`` keeps what arrived."""
+
+
+@dataclass(frozen=True)
+class DownloadResult:
+    path: Path
+    sha1: str
+    size: int
+    resumed_from: int      # bytes already in the .part when the (last) transfer started
+    checked: bool          # the sha1 was compared with an expected value
+
+
+def sha1_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    digest = hashlib.sha1()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def part_path(dest: str | os.PathLike) -> Path:
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".part")
+
+
+def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, timeout: float = 30.0,
+             retries: int = 3, progress: bool = True, backoff: float = 1.0) -> DownloadResult:
+    """Download ``url`` to ``dest`` (see the module docstring); returns what was written."""
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    part = part_path(dest)
+    attempt = 0
+    while True:
+        try:
+            resumed_from = _transfer(url, part, dest.name, timeout, progress)
+            break
+        except _Retryable as err:
+            if attempt >= retries:
+                kept = part.stat().st_size if part.exists() else 0
+                raise DownloadError(f"{err} ({kept:,} bytes kept in {part}; run again to resume)") from None
+            attempt += 1
+            time.sleep(backoff * attempt)
+    digest = sha1_of(part)
+    size = part.stat().st_size
+    if sha1 is not None and digest != sha1.lower():
+        part.unlink()
+        raise ChecksumError(f"{dest.name}: sha1 {digest} of the downloaded {size:,} bytes does not match "
+                            f"the expected {sha1} (from {url}); the download was deleted — run again "
+                            f"to fetch it afresh")
+    with open(part, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(part, dest)
+    return DownloadResult(dest, digest, size, resumed_from, sha1 is not None)
+
+
+def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) -> int:
+    """Fetch the rest of ``url`` into ``part``; returns the offset it resumed from."""
+    offset = part.stat().st_size if part.exists() else 0
+    request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    try:
+        response = urllib.request.urlopen(request, timeout=timeout)
+    except urllib.error.HTTPError as err:
+        if err.code == 416 and offset:
+            return _range_not_satisfiable(err, part, offset, url, label)
+        if 500 <= err.code < 600:
+            raise _Retryable(f"{label}: HTTP {err.code} {err.reason} from {url}") from None
+        raise DownloadError(f"{label}: HTTP {err.code} {err.reason} from {url}") from None
+    except _NETWORK_ERRORS as err:
+        raise DownloadError(f"{label}: cannot download {url}: {_reason(err)} "
+                            f"(offline or the server is unreachable?)") from None
+    with response:
+        status = getattr(response, "status", 200)
+        if offset and status == 206:
+            start, total = _parse_content_range(response.headers.get("Content-Range"))
+            if start != offset:
+                offset = 0  # a range we did not ask for: start over
+                part.unlink(missing_ok=True)
+                raise _Retryable(f"{label}: server answered the wrong range from {url}")
+        else:
+            if offset:  # the server ignores Range: start over
+                offset = 0
+            length = response.headers.get("Content-Length")
+            total = int(length) if length and length.isdigit() else None
+        mode = "ab" if offset else "wb"
+        received = 0
+        expected_bytes = None if total is None else total - offset
+        bar = _progress_bar(progress, total, offset, label)
+        try:
+            with open(part, mode) as out:
+                while True:
+                    try:
+                        block = response.read(CHUNK)
+                    except _NETWORK_ERRORS as err:
+                        raise _Retryable(f"{label}: transfer from {url} broke off: {_reason(err)}") from None
+                    if not block:
+                        break
+                    out.write(block)
+                    received += len(block)
+                    if bar is not None:
+                        bar.update(len(block))
+                out.flush()
+                os.fsync(out.fileno())
+        finally:
+            if bar is not None:
+                bar.close()
+        if expected_bytes is not None and received < expected_bytes:
+            raise _Retryable(f"{label}: transfer from {url} broke off after {offset + received:,} of "
+                             f"{total:,} bytes")
+    return offset
+
+
+def _range_not_satisfiable(err, part: Path, offset: int, url: str, label: str) -> int:
+    """A 416 to our Range: the ``.part`` is already complete, or it is longer than the file."""
+    _, total = _parse_content_range(err.headers.get("Content-Range") if err.headers else None)
+    if total is not None and total == offset:
+        return offset
+    part.unlink(missing_ok=True)
+    raise _Retryable(f"{label}: the partial download {part} does not fit {url}; it was deleted")
+
+
+def _parse_content_range(value: str | None) -> tuple[int | None, int | None]:
+    match = _CONTENT_RANGE.match(value or "")
+    if not match:
+        return None, None
+    start = int(match.group(1)) if match.group(1) is not None else None
+    total = int(match.group(3)) if match.group(3) != "*" else None
+    return start, total
+
+
+def _reason(err: BaseException) -> str:
+    reason = getattr(err, "reason", None)
+    if isinstance(reason, BaseException):
+        err = reason
+    elif reason:
+        return str(reason)
+    text = getattr(err, "strerror", None) or str(err) or type(err).__name__
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _progress_bar(progress: bool, total: int | None, initial: int, label: str):
+    if not progress:
+        return None
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, unit="B", unit_scale=True, unit_divisor=1024,
+                desc=label, file=sys.stderr, dynamic_ncols=True, leave=False)

@@ -1,0 +1,154 @@
+"""Segment images with a trained FCN, as the reference ``infer.py`` and ``vis.py`` do.
+
+Per image (any size; the net runs at the image's native size):
+
+* preprocessing of ``infer.py``: ``PIL.Image.open`` → float32 array → RGB to BGR → minus the
+  mean ``(104.00698793, 116.66876762, 122.67891434)`` (the constants ``infer.py`` spells out,
+  subtracted in place so the float64 mean rounds back to float32 as there) → C×H×W; images
+  that are not RGB (grey, RGBA, palette) are converted to RGB first;
+* forward of the deploy net, ``argmax`` over the classes of ``score``;
+* ``<stem>.png``: the label map as a palette PNG in the PASCAL VOC colours (its RGB is
+  ``vis.color_seg``'s, what the reference saves as ``demo/output.png``);
+* ``<stem>_overlay.png``: ``vis.vis_seg`` — non-background pixels blended half and half with
+  their class colour, background left as is.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterable, Sequence
+
+import numpy as np
+from PIL import Image
+
+__all__ = ["INFER_MEAN_BGR", "IMAGE_SUFFIXES", "preprocess", "predict", "color_seg", "vis_seg",
+           "palette_array", "labels_from_rgb", "collect_images", "InferResult", "infer_images"]
+
+INFER_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def load_rgb(path: str | Path) -> Image.Image:
+    with Image.open(path) as image:
+        return image.convert("RGB") if image.mode != "RGB" else image.copy()
+
+
+def preprocess(image: Image.Image, mean=INFER_MEAN_BGR) -> np.ndarray:
+    """The reference ``infer.py`` preprocessing of an RGB PIL image → 3×H×W float32."""
+    in_ = np.array(image, dtype=np.float32)
+    in_ = in_[:, :, ::-1]
+    in_ -= np.array(mean)
+    return np.ascontiguousarray(in_.transpose((2, 0, 1)))
+
+
+def predict(net, array: np.ndarray, score_blob: str = "score") -> np.ndarray:
+    """The argmax label map (H×W, int64) of one preprocessed 3×H×W image."""
+    import torch
+
+    from reproduce.net import Net
+
+    try:
+        device = next(net.parameters()).device
+    except StopIteration:
+        device = torch.device("cpu")
+    x = torch.from_numpy(array[np.newaxis]).to(device)
+    with torch.no_grad():
+        if isinstance(net, Net):
+            Net.forward(net, **{net.inputs[0]: x})
+            scores = net.blobs[score_blob][0]
+        else:
+            scores = net(x)[0]
+    return scores.float().cpu().numpy().argmax(axis=0)
+
+
+def palette_array(num_classes: int = 256) -> np.ndarray:
+    """The VOC colours as a ``num_classes × 3`` uint8 array (``vis.make_palette``)."""
+    from reproduce.score import voc_palette
+
+    return np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)[:num_classes]
+
+
+def color_seg(seg: np.ndarray, palette: np.ndarray | None = None) -> np.ndarray:
+    """``vis.color_seg``: H×W class ids → H×W×3 colours."""
+    palette = palette_array() if palette is None else palette
+    return palette[np.asarray(seg).flat].reshape(np.shape(seg) + (3,))
+
+
+def vis_seg(image, seg: np.ndarray, palette: np.ndarray | None = None, alpha: float = 0.5) -> np.ndarray:
+    """``vis.vis_seg``: the image with non-background pixels blended with their class colour."""
+    palette = palette_array() if palette is None else palette
+    vis = np.array(image, dtype=np.float32)
+    mask = seg > 0
+    vis[mask] *= 1.0 - alpha
+    vis[mask] += alpha * palette[seg[mask].flat]
+    return vis.astype(np.uint8)
+
+
+def labels_from_rgb(rgb: np.ndarray, num_classes: int = 256) -> np.ndarray:
+    """Decode a VOC-coloured H×W×3 image back to class ids; a colour not in the palette raises."""
+    rgb = np.asarray(rgb, dtype=np.uint8)
+    palette = palette_array(num_classes).astype(np.int64)
+    codes = (rgb[..., 0].astype(np.int64) << 16) | (rgb[..., 1].astype(np.int64) << 8) | rgb[..., 2]
+    table = {int(r) << 16 | int(g) << 8 | int(b): index for index, (r, g, b) in enumerate(palette)}
+    unique, inverse = np.unique(codes, return_inverse=True)
+    unknown = [f"#{c:06x}" for c in unique if int(c) not in table]
+    if unknown:
+        raise ValueError(f"colours not in the VOC palette: {', '.join(unknown[:5])}")
+    return np.array([table[int(c)] for c in unique], dtype=np.int64)[inverse].reshape(codes.shape)
+
+
+def collect_images(inputs: Iterable[str | Path]) -> list[Path]:
+    """Files given directly, and the image files (sorted) of folders given."""
+    found: list[Path] = []
+    for item in inputs:
+        path = Path(item)
+        if path.is_dir():
+            found.extend(sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()))
+        elif path.is_file():
+            found.append(path)
+        else:
+            raise FileNotFoundError(f"{path}: no such image or folder")
+    return found
+
+
+@dataclass(frozen=True)
+class InferResult:
+    image: Path
+    label_png: Path
+    overlay: Path | None
+    classes: tuple[int, ...]   # the classes present in the prediction
+
+
+def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
+                 alpha: float = 0.5, progress: bool = True) -> list[InferResult]:
+    """Segment ``images`` into ``out_dir`` (see the module docstring)."""
+    from reproduce.score import save_palette_png
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    stems: dict[str, Path] = {}
+    for path in images:
+        if path.stem in stems:
+            raise ValueError(f"{path} and {stems[path.stem]} would both write {out_dir / (path.stem + '.png')}; "
+                             f"segment them into different folders")
+        stems[path.stem] = path
+    results = []
+    iterator: Iterable[Path] = images
+    if progress:
+        from tqdm import tqdm
+
+        iterator = tqdm(images, desc="segmenting", unit="img", dynamic_ncols=True, leave=False)
+    for path in iterator:
+        try:
+            image = load_rgb(path)
+        except (OSError, ValueError) as err:
+            raise ValueError(f"{path}: not a readable image ({err})") from None
+        seg = predict(net, preprocess(image))
+        label_png = out_dir / f"{path.stem}.png"
+        save_palette_png(label_png, seg.astype(np.uint8))
+        overlay_path = None
+        if overlay:
+            overlay_path = out_dir / f"{path.stem}_overlay.png"
+            Image.fromarray(vis_seg(image, seg, palette_array(256), alpha)).save(overlay_path)
+        results.append(InferResult(path, label_png, overlay_path, tuple(int(c) for c in np.unique(seg))))
+    return results
