@@ -26,7 +26,7 @@ DEMO_DIR ?= demo-run
 STAGE = $(PY) -m reproduce stage --sbd-dir "$(SBD_DIR)" --voc-dir "$(VOC_DIR)" --device $(DEVICE) \
         --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) $(STAGE_FLAGS)
 
-.PHONY: help install test prototxt benchmark weights verify demo \
+.PHONY: help install test prototxt benchmark weights verify infer demo \
         stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet
 
 help: ## list the targets
@@ -69,7 +69,13 @@ stage-alexnet: $(STAMP) ## FCN-AlexNet (normalized loss, iter_size 20) from the 
 	$(STAGE) fcn-alexnet --init "$(ALEXNET)"
 
 verify: $(STAMP) ## score every available stage on seg11valid against the published mean IU
-	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --runs "$(RUNS)" --weights-dir weights $(VERIFY_FLAGS)
+	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)
+
+NET ?= fcn8s
+INFER_WEIGHTS ?= weights/fcn8s-heavy-pascal.pth
+OUT ?= predictions
+infer: $(STAMP) ## segment IMAGES (files or folders) into OUT with NET and INFER_WEIGHTS
+	$(PY) -m reproduce infer --net $(NET) --weights "$(INFER_WEIGHTS)" $(IMAGES) -o "$(OUT)"
 
 # The demo runs the same targets as the full-scale path, on generated data and tiny widths.
 DEMO_ITER ?= 300
