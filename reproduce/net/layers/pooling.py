@@ -111,6 +111,12 @@ class Pooling(CaffeLayer):
         # pad top/left by pad; bottom/right far enough that every window lies inside
         pad_bottom = max(0, (oh - 1) * sh + kernel[0] - ph - height)
         pad_right = max(0, (ow - 1) * sw + kernel[1] - pw - width)
+        if self.method == "MAX" and len(self.layer_param.top) == 1 and ph * 2 <= kernel[0] and pw * 2 <= kernel[1]:
+            # torch's ceil mode drops a last window that starts in the bottom/right padding,
+            # Caffe's rule too; the shape check keeps any case where the two rules part.
+            top = F.max_pool2d(x, kernel, (sh, sw), (ph, pw), ceil_mode=True)
+            if top.shape[2:] == (oh, ow):
+                return (top,)
         fill = float("-inf") if self.method == "MAX" else 0.0
         padded = x
         if ph or pw or pad_bottom or pad_right:

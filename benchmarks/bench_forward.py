@@ -1,0 +1,142 @@
+"""Benchmark: full-width FCN-8s on one 500×500 image, forward and forward+backward, on the CPU.
+
+Method
+------
+* The net is ``reproduce.models`` FCN-8s at full width (VGG16, 21 classes): the deploy
+  description for forward, the train description (SoftmaxWithLoss, unnormalized, dropout
+  on) for forward+backward. Weights are random (He-scaled normal, seed 0; upscore layers
+  bilinear), the image N(0, 50²), the label uniform over the 21 classes.
+* Each configuration runs in a fresh Python subprocess: build, one warm-up pass, then
+  ``--repeat`` timed passes (``time.perf_counter``); the best and the median are reported.
+  Peak memory is the subprocess's ``ru_maxrss`` (the whole process: Python, torch, weights
+  of 538 MB and activations).
+* Forward runs under ``torch.no_grad()`` with ``keep_blobs = False`` (blobs freed after
+  their last consumer, as an inference module should); forward+backward keeps what autograd
+  needs. Layouts: ``nchw`` (the default) and ``channels_last`` (``Net.use_channels_last()``).
+* Deviation of ``channels_last`` from ``nchw`` on the same weights and image is reported as
+  max |Δscore| / max |score|; its agreement with Caffe itself is a test
+  (``tests/test_golden_forward.py`` runs every golden blob in both layouts).
+* Threads: torch's default (one per core, 2 here).
+
+    python benchmarks/bench_forward.py [--repeat 5] [--json]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+TARGETS = {"forward_s": 2.5, "forward_peak_gb": 2.0, "forward_backward_s": 7.0}
+
+
+def build(split: str, layout: str):
+    import torch
+
+    from reproduce.models import net_param
+    from reproduce.net import Net
+    from reproduce.surgery import upsample_filt
+
+    net = Net(net_param("fcn8s", split, num_classes=21, widths="full"), phase="test" if split == "deploy" else "train")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, blobs in net.params.items():
+            weight = blobs[0]
+            if name.startswith("upscore"):
+                weight.zero_()
+                k = weight.shape[-1]
+                for c in range(weight.shape[0]):
+                    weight[c, c] = torch.from_numpy(upsample_filt(k))
+                continue
+            fan_in = weight[0].numel()
+            weight.copy_(torch.randn(weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
+            for bias in blobs[1:]:
+                bias.copy_(torch.randn(bias.shape, generator=gen) * 0.1)
+    if layout == "channels_last":
+        net.use_channels_last()
+    return net
+
+
+def measure(mode: str, layout: str, repeat: int, scratch: Path) -> dict:
+    import torch
+
+    gen = torch.Generator().manual_seed(1)
+    image = torch.randn(1, 3, 500, 500, generator=gen) * 50
+    times = []
+    if mode == "forward":
+        net = build("deploy", layout)
+        net.keep_blobs = False
+        with torch.no_grad():
+            for i in range(repeat + 1):
+                start = time.perf_counter()
+                score = net.forward(data=image)["score"]
+                times.append(time.perf_counter() - start)
+        extra = {"score_max_abs": float(score.abs().max())}
+        np_score = score.numpy()
+    else:
+        net = build("train", layout)
+        label = torch.randint(0, 21, (1, 1, 500, 500), generator=gen).float()
+        for i in range(repeat + 1):
+            net.zero_grad(set_to_none=True)
+            start = time.perf_counter()
+            net.forward(data=image, label=label)
+            net.backward()
+            times.append(time.perf_counter() - start)
+        extra = {"loss": float(net.loss)}
+        np_score = None
+    timed = times[1:]
+    result = {"mode": mode, "layout": layout, "best_s": min(timed), "median_s": statistics.median(timed),
+              "warmup_s": times[0], "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
+              "threads": torch.get_num_threads(), **extra}
+    if np_score is not None:
+        import numpy as np
+
+        np.save(scratch / f"score_{layout}.npy", np_score)
+    return result
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--json", action="store_true")
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "LAYOUT", "SCRATCH"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        mode, layout, scratch = args.child
+        print(json.dumps(measure(mode, layout, args.repeat, Path(scratch))))
+        return 0
+    with tempfile.TemporaryDirectory() as scratch:
+        return run_all(args, Path(scratch))
+
+
+def run_all(args, scratch: Path) -> int:
+    results = []
+    for mode in ("forward", "forward_backward"):
+        for layout in ("nchw", "channels_last"):
+            out = subprocess.run([sys.executable, __file__, "--child", mode, layout, str(scratch),
+                                  "--repeat", str(args.repeat)],
+                                 capture_output=True, text=True, check=True)
+            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+            print(f"{mode:<17} {layout:<14} best {results[-1]['best_s']:.2f} s  median {results[-1]['median_s']:.2f} s  "
+                  f"peak {results[-1]['peak_rss_gb']:.2f} GB", file=sys.stderr)
+    import numpy as np
+
+    a, b = np.load(scratch / "score_nchw.npy"), np.load(scratch / "score_channels_last.npy")
+    deviation = float(np.abs(a - b).max() / np.abs(a).max())
+    summary = {"results": results, "channels_last_vs_nchw_rel_deviation": deviation, "targets": TARGETS}
+    print(json.dumps(summary, indent=1) if args.json else
+          "\n".join(f"| {r['mode']} | {r['layout']} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['peak_rss_gb']:.2f} |"
+                    for r in results) + f"\nchannels_last vs nchw: {deviation:.2e}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
