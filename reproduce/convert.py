@@ -13,12 +13,14 @@ import tempfile
 import warnings
 from collections import OrderedDict
 from pathlib import Path
-from typing import Mapping, Sequence
+from typing import TYPE_CHECKING, Mapping, Sequence
 
 import numpy as np
-import torch
 
 from reproduce.caffe.errors import WeightsError
+
+if TYPE_CHECKING:  # torch is imported where it is used: reading a caffemodel needs none
+    import torch
 
 _BLOB_KEY = re.compile(r"^(?P<layer>.+)\.(?P<blob>weight|bias|blob(?P<index>\d+))$")
 CAFFE_SUFFIXES = (".caffemodel", ".caffemodel.h5", ".h5", ".hdf5")
@@ -29,6 +31,8 @@ def blob_key(layer: str, index: int) -> str:
 
 
 def weights_to_state_dict(weights: Mapping[str, Sequence[np.ndarray]]) -> "OrderedDict[str, torch.Tensor]":
+    import torch
+
     state = OrderedDict()
     for layer, blobs in weights.items():
         for i, blob in enumerate(blobs):
@@ -64,6 +68,8 @@ def load_weights(path: str | os.PathLike, progress: bool = False) -> "OrderedDic
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     if path.suffix.lower() in (".pth", ".pt"):
+        import torch
+
         try:
             with warnings.catch_warnings():  # torch warns about unsafe pickles; we refuse them anyway
                 warnings.simplefilter("ignore")
@@ -100,6 +106,8 @@ def save_weights(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndar
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
+    import torch
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
