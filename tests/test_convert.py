@@ -1,7 +1,6 @@
 """`python -m reproduce convert` and `inspect`: round trips, the reference transplant, bad input."""
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from pathlib import Path

@@ -108,9 +108,10 @@ def _void_band(label: np.ndarray) -> np.ndarray:
     return band
 
 
-def synthetic_sample(rng: np.random.Generator, classes=tuple(SYNTHETIC_CLASSES)):
-    """One (RGB uint8 image H×W×3, label H×W uint8 without void) pair."""
-    height, width = (int(v) for v in rng.integers(MIN_SIDE, MAX_SIDE + 1, size=2))
+def synthetic_sample(rng: np.random.Generator, classes=tuple(SYNTHETIC_CLASSES),
+                     sides: tuple[int, int] = (MIN_SIDE, MAX_SIDE)):
+    """One (RGB uint8 image H×W×3, label H×W uint8 without void) pair, sides in ``sides``."""
+    height, width = (int(v) for v in rng.integers(sides[0], sides[1] + 1, size=2))
     image = _background(rng, height, width)
     label = np.zeros((height, width), dtype=np.uint8)
     for _ in range(int(rng.integers(1, 4))):
@@ -145,7 +146,8 @@ def write_sbd_label(path: str | Path, label: np.ndarray) -> None:
 
 
 def make_synthetic_dataset(root: str | Path, n_train: int = 40, n_val: int = 12, seed: int = 0,
-                           classes=tuple(SYNTHETIC_CLASSES)) -> SyntheticDataset:
+                           classes=tuple(SYNTHETIC_CLASSES),
+                           sides: tuple[int, int] = (MIN_SIDE, MAX_SIDE)) -> SyntheticDataset:
     """Write ``n_train`` + ``n_val`` synthetic samples in both layouts under ``root``."""
     if n_train < 1 or n_val < 1:
         raise ValueError(f"need at least one training and one validation sample, got {n_train}, {n_val}")
@@ -161,7 +163,7 @@ def make_synthetic_dataset(root: str | Path, n_train: int = 40, n_val: int = 12,
     rng = np.random.default_rng(seed)
     ids = [f"synth_{i:05d}" for i in range(n_train + n_val)]
     for sample_id in ids:
-        image, label = synthetic_sample(rng, tuple(classes))
+        image, label = synthetic_sample(rng, tuple(classes), sides)
         for image_path in (voc_dir / "JPEGImages" / f"{sample_id}.jpg", sbdd_dir / "img" / f"{sample_id}.jpg"):
             Image.fromarray(image).save(image_path, quality=JPEG_QUALITY, subsampling=0)
         voc_label = label.copy()

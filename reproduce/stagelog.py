@@ -1,0 +1,176 @@
+"""The record a stage keeps: CSV and JSON-lines logs and the learning-curve plot.
+
+What the reference ``solve.py`` prints — Caffe's ``Iteration N … loss = …, lr = …`` lines
+every ``display`` iterations and ``score.seg_tests``' ``>>> … Iteration N loss / overall
+accuracy / mean accuracy / mean IU / fwavacc`` lines — is kept here as files:
+
+* ``log.csv``: one row per displayed training iteration
+  (``iter, loss, smoothed_loss, lr, it_per_s, elapsed_s``);
+* ``test.csv``: one row per seg_tests (``iter, loss, overall_acc, mean_acc, mean_iu, fwavacc``);
+* ``log.jsonl``: both, as ``{"kind": "train"|"test", …}`` records in the order they happened;
+* ``curve.png``: training loss and validation mean IU against the iteration.
+
+Rows are appended and flushed one at a time. A resumed stage first drops the rows written
+after the snapshot it resumes from (``truncate``), so the files read as one run.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import math
+from pathlib import Path
+from typing import Iterable
+
+from reproduce.caffe.files import atomic_output
+
+TRAIN_COLUMNS = ("iter", "loss", "smoothed_loss", "lr", "it_per_s", "elapsed_s")
+TEST_COLUMNS = ("iter", "loss", "overall_acc", "mean_acc", "mean_iu", "fwavacc")
+
+
+def _finite_or_none(value):
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class StageLog:
+    """Appends a stage's train and test records to ``run_dir``; a no-op when not ``enabled``."""
+
+    def __init__(self, run_dir: str | Path, enabled: bool = True):
+        self.run_dir = Path(run_dir)
+        self.enabled = enabled
+        self.csv_path = self.run_dir / "log.csv"
+        self.test_csv_path = self.run_dir / "test.csv"
+        self.jsonl_path = self.run_dir / "log.jsonl"
+        self.curve_path = self.run_dir / "curve.png"
+
+    # -- writing ---------------------------------------------------------------------------
+    def _append_csv(self, path: Path, columns: Iterable[str], row: dict) -> None:
+        columns = tuple(columns)
+        new = not path.exists() or path.stat().st_size == 0
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f, lineterminator="\n")
+            if new:
+                writer.writerow(columns)
+            writer.writerow([_format(row.get(c)) for c in columns])
+
+    def _append_json(self, record: dict) -> None:
+        with open(self.jsonl_path, "a") as f:
+            f.write(json.dumps({k: _finite_or_none(v) for k, v in record.items()}) + "\n")
+
+    def train(self, **row) -> None:
+        if not self.enabled:
+            return
+        self._append_csv(self.csv_path, TRAIN_COLUMNS, row)
+        self._append_json({"kind": "train", **row})
+
+    def test(self, **row) -> None:
+        if not self.enabled:
+            return
+        self._append_csv(self.test_csv_path, TEST_COLUMNS, row)
+        self._append_json({"kind": "test", **row})
+
+    # -- reading and resuming --------------------------------------------------------------
+    def records(self) -> list[dict]:
+        return read_records(self.jsonl_path)
+
+    def truncate(self, resumed_iter: int) -> None:
+        """Keep only what a run had logged when its weights were those after ``resumed_iter`` updates.
+
+        A train row's ``iter`` is Caffe's displayed iteration — the loss computed *before* update
+        ``iter`` — so rows with ``iter < resumed_iter`` stay; a test row's ``iter`` is the number
+        of updates done (``solver.iter``), so rows with ``iter <= resumed_iter`` stay. Torn
+        (partly written) lines go too.
+        """
+        if not self.enabled:
+            return
+        kept = [r for r in self.records()
+                if int(r.get("iter", 0)) < resumed_iter
+                or (r.get("kind") == "test" and int(r.get("iter", 0)) <= resumed_iter)]
+        self._rewrite(self.jsonl_path, "".join(json.dumps(r) + "\n" for r in kept))
+        for path, columns, kind in ((self.csv_path, TRAIN_COLUMNS, "train"),
+                                    (self.test_csv_path, TEST_COLUMNS, "test")):
+            rows = [r for r in kept if r.get("kind") == kind]
+            if not rows and not path.exists():
+                continue
+            out = io.StringIO()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(columns)
+            for r in rows:
+                writer.writerow([_format(r.get(c)) for c in columns])
+            self._rewrite(path, out.getvalue())
+
+    @staticmethod
+    def _rewrite(path: Path, text: str) -> None:
+        if not path.exists() and not text:
+            return
+        with atomic_output(path) as tmp:
+            Path(tmp).write_text(text)
+
+    # -- plotting --------------------------------------------------------------------------
+    def plot(self, title: str = "") -> Path | None:
+        if not self.enabled:
+            return None
+        return plot_curve(self.records(), self.curve_path, title)
+
+
+def _format(value) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else str(value)
+    return str(value)
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """The records of a ``log.jsonl``; a torn (partly written) line is skipped."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = []
+    for line in path.read_text().splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            records.append(record)
+    return records
+
+
+def plot_curve(records: list[dict], out: str | Path, title: str = "", ax=None) -> Path:
+    """Training loss (left axis, log scale) and validation mean IU (right axis) → PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg", force=False)
+    import matplotlib.pyplot as plt
+
+    out = Path(out)
+    own_figure = ax is None
+    if own_figure:
+        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
+    train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
+    test = [r for r in records if r.get("kind") == "test" and r.get("mean_iu") is not None]
+    if train:
+        ax.plot([r["iter"] for r in train], [r.get("smoothed_loss", r["loss"]) for r in train],
+                color="tab:blue", label="train loss (smoothed)")
+        if all(r.get("smoothed_loss", r["loss"]) > 0 for r in train):
+            ax.set_yscale("log")
+    ax.set_xlabel("iteration")
+    ax.set_ylabel("training loss", color="tab:blue")
+    ax2 = ax.twinx()
+    if test:
+        ax2.plot([r["iter"] for r in test], [100 * r["mean_iu"] for r in test], "o-",
+                 color="tab:red", label="val mean IU")
+    ax2.set_ylabel("validation mean IU (%)", color="tab:red")
+    ax2.set_ylim(0, 100)
+    if title:
+        ax.set_title(title)
+    if own_figure:
+        fig.tight_layout()
+        out.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_output(out) as tmp:
+            fig.savefig(tmp, format="png")
+        plt.close(fig)
+    return out
