@@ -81,7 +81,7 @@ def reference_run(run_dir: Path, data, init: Path):
         for r, solver in enumerate((rank0, rank1)):
             solver.clear_param_diffs()
             source = next(iter(solver.feeder.sources.values()))
-            drawn[r].append(source.sampler.peek())
+            drawn[r].append(source.peek())
             solver.net(**solver.feeder.next())
             solver.net.backward()
         for (p0, _, _), (p1, _, _) in zip(rank0._learnable, rank1._learnable):

@@ -29,7 +29,7 @@ class PrefetchingSource:
         self.source = source
         self.depth = depth
         self._pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="reproduce-data")
-        self._pending: deque = deque()  # (future, sampler state after drawing that sample)
+        self._pending: deque = deque()  # (index, future, sampler state after drawing that sample)
         self._consumed_state = source.state_dict()
 
     @property
@@ -43,11 +43,20 @@ class PrefetchingSource:
         while len(self._pending) < self.depth:
             index = self.source.sampler.next()
             future = self._pool.submit(self.source.load, index)
-            self._pending.append((future, self.source.state_dict()))
+            self._pending.append((index, future, self.source.state_dict()))
+
+    def peek(self) -> int:
+        """The split index of the sample ``next()`` returns (the sampler itself runs ahead)."""
+        self._fill()
+        return self._pending[0][0]
+
+    @property
+    def next_id(self) -> str:
+        return self.source.dataset.ids[self.peek()]
 
     def next(self):
         self._fill()
-        future, state_after = self._pending.popleft()
+        _, future, state_after = self._pending.popleft()
         sample = future.result()
         self._consumed_state = state_after
         self._fill()
@@ -62,14 +71,14 @@ class PrefetchingSource:
         return self._consumed_state
 
     def load_state_dict(self, state: dict) -> None:
-        for future, _ in self._pending:
+        for _, future, _ in self._pending:
             future.cancel()
         self._pending.clear()
         self.source.load_state_dict(state)
         self._consumed_state = self.source.state_dict()
 
     def close(self) -> None:
-        for future, _ in self._pending:
+        for _, future, _ in self._pending:
             future.cancel()
         self._pending.clear()
         self._pool.shutdown(wait=True)

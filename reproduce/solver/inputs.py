@@ -102,7 +102,12 @@ class InputFeeder:
 def _make_source(name: str, layer_param, base_dir, root_overrides):
     from reproduce.data.registry import make_data_source
 
+    from reproduce.data.torch_loader import PrefetchingSource
+
     python_param = layer_param.python_param
-    return make_data_source(python_param.module, python_param.layer, python_param.param_str,
-                            root_override=root_overrides,
-                            base_dir=Path(base_dir) if base_dir else None, name=name)
+    source = make_data_source(python_param.module, python_param.layer, python_param.param_str,
+                              root_override=root_overrides,
+                              base_dir=Path(base_dir) if base_dir else None, name=name)
+    # the next samples load in a background thread while the net computes; the order (drawn
+    # here, in the reference sequence) and the saved sampler state are those of the source
+    return PrefetchingSource(source, depth=2)
