@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
             published = V.load_published(args.published_json)
         except ValueError as err:
             raise UserError(str(err)) from None
+    world = _join_torchrun(args.device)
     report = V.verify(
         voc_dir=args.voc_dir, runs_dir=args.runs, weights_dir=args.weights_dir, split=args.split,
         split_file=args.split_file, stages=stages,
@@ -71,7 +72,9 @@ def run(args: argparse.Namespace) -> int:
         trained_below=_given(args.trained_below, V.TRAINED_BELOW),
         trained_above=_given(args.trained_above, V.TRAINED_ABOVE),
         limit=args.limit, progress=not args.quiet, save_dir=args.save_dir,
-        log=lambda line: print(line, file=sys.stderr, flush=True))
+        log=lambda line: print(line, file=sys.stderr, flush=True) if world.is_root else None)
+    if not world.is_root:  # every rank scored its shard; rank 0 holds the all-reduced totals
+        return report.exit_status
     print(V.format_table(report))
     report_path = args.report or args.runs / "verify.json"
     V.write_report(report_path, report)
@@ -83,3 +86,16 @@ def _given(value, default):
     if value is not None and value < 0:
         raise UserError("tolerances must be non-negative")
     return default if value is None else value
+
+
+def _join_torchrun(device: str):
+    """Under ``torchrun``, join the process group: images are sharded, histograms all-reduced."""
+    from reproduce.distributed import init_process_group, world_from_env
+
+    world = world_from_env()
+    if world.distributed:
+        import torch
+
+        cuda = str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
+        init_process_group(world, torch.device("cuda" if cuda else "cpu"))
+    return world
