@@ -34,3 +34,8 @@ def assert_all_close(got: Mapping[str, np.ndarray], expected: Mapping[str, np.nd
     if worst is not None:
         print(f"{what}: worst {worst} {errors[worst]:.2e}")
     return errors
+
+
+def npz_group(npz, prefix: str) -> dict[str, np.ndarray]:
+    """The arrays of a golden ``.npz`` whose keys start with ``prefix``, keyed by the rest."""
+    return {key[len(prefix):]: npz[key] for key in npz.files if key.startswith(prefix)}

@@ -13,15 +13,11 @@ import pytest
 import torch
 
 from conftest import VOC_NETS
-from golden_compare import assert_all_close
+from golden_compare import assert_all_close, npz_group
 from reproduce.net import Net
 
 FORWARD_TOLERANCE = 1e-5
 SIZES = ("64x80", "37x53")
-
-
-def npz_group(npz, prefix: str) -> dict[str, np.ndarray]:
-    return {key[len(prefix):]: npz[key] for key in npz.files if key.startswith(prefix)}
 
 
 def caffe_params(npz) -> dict[str, list[np.ndarray]]:

@@ -16,16 +16,12 @@ import numpy as np
 import pytest
 
 from conftest import VOC_NETS
-from golden_compare import assert_all_close, relative_error
+from golden_compare import assert_all_close, npz_group, relative_error
 from reproduce.solver import SGDSolver
 
 PARAM_TOLERANCE = 1e-5
 LOSS_TOLERANCE = 1e-4
 STEPS = 3
-
-
-def npz_group(npz, prefix: str) -> dict[str, np.ndarray]:
-    return {key[len(prefix):]: npz[key] for key in npz.files if key.startswith(prefix)}
 
 
 @pytest.mark.golden
