@@ -219,20 +219,25 @@ class BlobGraph:
         refs = self.bottoms[ref[0]]
         return refs[:1] if self.layers[ref[0]].type == "Crop" else refs
 
+    def steps_back(self, ref: BlobRef) -> list[tuple[BlobRef, CoordMap]]:
+        """Each bottom a walk follows back from ``ref``, with the map of ``ref``'s layer
+        (none where the layer has no coordinate map)."""
+        bottoms = self.mappable_bottoms(ref)
+        if not bottoms:
+            return []
+        try:
+            step = layer_coord_map(self.layers[ref[0]])
+        except UndefinedMapError:
+            return []
+        return [(bottom, step) for bottom in bottoms]
+
     def ancestor_maps(self, start: BlobRef) -> dict[BlobRef, CoordMap]:
         """Every ancestor reachable through mappable layers, with its composed map."""
         maps = {start: IDENTITY}
         frontier = deque([start])
         while frontier:
             ref = frontier.popleft()
-            bottoms = self.mappable_bottoms(ref)
-            if not bottoms:
-                continue
-            try:
-                step = layer_coord_map(self.layers[ref[0]])
-            except UndefinedMapError:
-                continue
-            for bottom in bottoms:
+            for bottom, step in self.steps_back(ref):
                 composed = maps[ref].compose(step)
                 known = maps.get(bottom)
                 if known is None:
@@ -254,14 +259,7 @@ class BlobGraph:
             ref = frontier.popleft()
             if ref in from_maps:
                 return to_maps[ref].compose(from_maps[ref].inverse())
-            bottoms = self.mappable_bottoms(ref)
-            if not bottoms:
-                continue
-            try:
-                step = layer_coord_map(self.layers[ref[0]])
-            except UndefinedMapError:
-                continue
-            for bottom in bottoms:
+            for bottom, step in self.steps_back(ref):
                 if bottom not in to_maps:
                     to_maps[bottom] = to_maps[ref].compose(step)
                     frontier.append(bottom)
