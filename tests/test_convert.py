@@ -127,3 +127,15 @@ def test_forward_command_writes_requested_blobs(golden, tmp_path):
     bad = run_cli("forward", "--prototxt", golden / "voc-fcn8s" / "deploy.prototxt",
                   "--input", tmp_path / "in.npz", "--blobs", "nope")
     assert bad.returncode == 2 and "no blob named nope" in bad.stderr
+
+
+def test_fcn_module_loads_a_converted_pth(golden, tmp_path):
+    from reproduce.models import FCN8s
+
+    assert main(["convert", str(golden / "voc-fcn8s" / "weights.caffemodel"), "-o", str(tmp_path / "w.pth"),
+                 "--quiet"]) == 0
+    model = FCN8s(widths="tiny", weights=tmp_path / "w.pth")
+    reference = np.load(golden / "voc-fcn8s" / "forward_64x80.npz")
+    with torch.no_grad():
+        score = model(torch.from_numpy(reference["blob/data"])).numpy()
+    assert np.abs(score - reference["blob/score"]).max() <= 1e-5 * np.abs(reference["blob/score"]).max()

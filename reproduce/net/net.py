@@ -70,7 +70,7 @@ class Net(nn.Module):
 
     ``Net(net, weights=None, phase="test", *, level=0, stages=(), input_shapes=None,
     generator=None)`` — ``net`` is a prototxt path or a NetParameter ``Message`` (upgraded as
-    Caffe upgrades on load); ``weights`` a caffemodel path (binary or HDF5) or a
+    Caffe upgrades on load); ``weights`` a caffemodel path (binary or HDF5), a ``.pth`` state_dict or a
     ``{layer: [arrays]}`` dict; ``input_shapes`` overrides the build-time shape of inputs;
     ``generator`` drives the fillers (and TRAIN-phase dropout).
 
@@ -262,10 +262,10 @@ class Net(nn.Module):
         """Copy parameter blobs by layer name, as Caffe's ``CopyTrainedLayersFrom``."""
         source = "<dict>"
         if isinstance(weights, (str, os.PathLike)):
-            from reproduce.caffe.weights import read_weights
+            from reproduce.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
 
             source = os.fspath(weights)
-            weights = read_weights(weights)
+            weights = load_weights(weights)
         for name, arrays in weights.items():
             if name not in self._layers:
                 continue  # Caffe: "Ignoring source layer"
