@@ -45,7 +45,7 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 
 
 @pytest.mark.golden
-@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "no_constant_band"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", VOC_NETS)
 def test_forward_blobs_match_caffe(golden, name, size, layout):
@@ -53,6 +53,8 @@ def test_forward_blobs_match_caffe(golden, name, size, layout):
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
     if layout == "channels_last":
         net.use_channels_last()
+    if layout == "no_constant_band":
+        net.use_constant_band(False)
     reference = np.load(folder / f"forward_{size}.npz")
     expected = npz_group(reference, "blob/")
     got = run_forward(net, expected["data"])

@@ -76,7 +76,8 @@ class Net(nn.Module):
 
     ``keep_blobs`` (default True, as pycaffe) keeps every blob in ``blobs`` after forward;
     set it False to free each blob once its last consumer has run (inference memory).
-    ``use_channels_last()`` switches convolutions to NHWC, faster on CPU.
+    ``use_channels_last()`` switches convolutions to NHWC; ``use_constant_band(False)``
+    convolves the constant band that large input padding creates instead of filling it in.
     """
 
     def __init__(self, net: str | os.PathLike | Message,
@@ -103,6 +104,7 @@ class Net(nn.Module):
         self._set("_layers", OrderedDict())
         self._set("keep_blobs", True)
         self._set("_channels_last", False)
+        self._set("_constant_band", True)
         kept = filter_layers(param, state)
         self._build(kept, state.phase, dict(input_shapes or {}), generator)
         embedded = _embedded_blobs(kept)
@@ -309,9 +311,15 @@ class Net(nn.Module):
                 blob = blob.detach().requires_grad_(True)
             blobs[name] = blob
         release = not self.keep_blobs
+        bands: dict[str, Any] = {}
         for step in self._plan:
             args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
-            for top, value in zip(step.tops, step.layer(*args)):
+            if self._constant_band:
+                tops, top_bands = step.layer.forward_banded(args, [bands.get(b) for b in step.bottoms])
+                bands.update(zip(step.tops, top_bands))
+            else:
+                tops = step.layer(*args)
+            for top, value in zip(step.tops, tops):
                 blobs[top] = value
             if release:
                 for name in step.release:
@@ -338,6 +346,17 @@ class Net(nn.Module):
                     if blob.dim() == 4:
                         blob.data = blob.data.contiguous(memory_format=fmt)
         self._set("_channels_last", enabled)
+        return self
+
+    def use_constant_band(self, enabled: bool = True) -> "Net":
+        """Skip computing the regions of convolution outputs known to be constant (default on).
+
+        Large input padding (FCN's 100 pixels) makes a band of each early feature map one
+        value per channel; with this on, convolutions compute that value once and fill it in
+        (``reproduce.net.constant_band``). Off, every output pixel is convolved as in Caffe.
+        Either way the blobs agree to float32 summation order.
+        """
+        self._set("_constant_band", bool(enabled))
         return self
 
     def backward(self) -> None:

@@ -13,7 +13,7 @@ shapes without running (Caffe's ``Reshape``). Axis arguments follow Caffe's
 from __future__ import annotations
 
 import math
-from typing import Sequence
+from typing import Any, Sequence
 
 import torch
 from torch import nn
@@ -103,6 +103,15 @@ class CaffeLayer(nn.Module):
     # -- to implement ------------------------------------------------------------------
     def top_shapes(self, bottom_shapes: Sequence[Shape]) -> list[Shape]:
         raise NotImplementedError
+
+    def forward_banded(self, bottoms: Sequence[torch.Tensor], bands: Sequence[Any]):
+        """``(tops, top_bands)``: forward, and which regions of each top are constant.
+
+        ``bands`` holds each bottom's ``constant_band.Band`` or None. A layer that does not
+        know bands returns None for every top; see ``reproduce.net.constant_band``.
+        """
+        tops = self(*bottoms)
+        return tops, [None] * len(tops)
 
     def extra_repr(self) -> str:
         return f"{self.layer_type} {self.layer_name!r}"

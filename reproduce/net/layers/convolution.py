@@ -13,6 +13,8 @@ from dataclasses import dataclass
 
 import torch.nn.functional as F
 
+from ..banded import banded_conv2d
+from ..constant_band import conv_band
 from .base import CaffeLayer, Shape
 from .registry import register
 
@@ -122,6 +124,18 @@ class Convolution(_ConvolutionBase):
         if min(spatial) <= 0:
             raise self.error(f"input {shape} is too small for kernel {g.kernel} with pad {g.pad}")
         return (shape[0], self.num_output, *spatial)
+
+    def forward_banded(self, bottoms, bands):
+        if self.num_spatial != 2 or len(bottoms) != 1:
+            return super().forward_banded(bottoms, bands)
+        x = bottoms[0]
+        g = self.geometry
+        out_size = self.output_shape(tuple(x.shape))[2:]
+        plan = conv_band(bands[0], tuple(x.shape[2:]), out_size, g.extent, g.stride, g.pad)
+        if plan is None:
+            return super().forward_banded(bottoms, bands)
+        bias = self.bias if self.bias_term else None
+        return (banded_conv2d(x, self.weight, bias, bands[0], plan, g, self.group),), [plan.out]
 
     def forward(self, *bottoms):
         g = self.geometry

@@ -21,6 +21,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from ..constant_band import pool_band
 from .base import CaffeLayer
 from .registry import register
 
@@ -133,6 +134,16 @@ class Pooling(CaffeLayer):
         padded_width = padded.shape[3]
         row, col = index // padded_width - ph, index % padded_width - pw
         return top, (row * width + col).to(x.dtype)
+
+    def forward_banded(self, bottoms, bands):
+        tops = self(*bottoms)
+        if bands[0] is None:
+            return tops, [None] * len(tops)
+        height, width = bottoms[0].shape[2:]
+        kernel, out = self._geometry(height, width)
+        band = pool_band(bands[0], (height, width), out, tuple(kernel), self.stride, self.pad,
+                         clipped_is_explicit=self.method == "AVE")
+        return tops, [band] + [None] * (len(tops) - 1)  # the argmax mask is not constant
 
     def extra_repr(self):
         kernel = "global" if self.global_pooling else self.kernel

@@ -19,6 +19,10 @@ class ReLU(ElementwiseLayer):
         super().__init__(layer_param, bottom_shapes, generator)
         self.negative_slope = float(layer_param.relu_param.negative_slope)
 
+    def forward_banded(self, bottoms, bands):
+        # element-wise: a constant region stays constant (its value read back from the blob)
+        return self(*bottoms), [bands[0]]
+
     def forward(self, x):
         if self.negative_slope == 0:
             return (F.relu(x),)
