@@ -12,13 +12,18 @@ Method
   of 538 MB and activations).
 * Forward runs under ``torch.no_grad()`` with ``keep_blobs = False`` (blobs freed after
   their last consumer, as an inference module should); forward+backward keeps what autograd
-  needs. Layouts: ``nchw`` (the default) and ``channels_last`` (``Net.use_channels_last()``).
-* Deviation of ``channels_last`` from ``nchw`` on the same weights and image is reported as
-  max |Δscore| / max |score|; its agreement with Caffe itself is a test
-  (``tests/test_golden_forward.py`` runs every golden blob in both layouts).
+  needs.
+* Configurations (``CONFIGS``): ``default`` is what a user of the command line gets — NCHW,
+  the constant band skipped (``Net.use_constant_band``), freed memory kept for reuse
+  (``reproduce.runtime.keep_freed_memory``); the others switch one or both of those off, or
+  hold tensors ``channels_last``. ``neither`` is the plain dense computation as before.
+* Each configuration's score deviation from ``no_constant_band`` (every output convolved) on
+  the same weights and image is reported as max |Δscore| / max |score|; agreement with Caffe
+  itself is a test (``tests/test_golden_forward.py`` runs every golden blob with and without
+  the band and in both layouts).
 * Threads: torch's default (one per core, 2 here).
 
-    python benchmarks/bench_forward.py [--repeat 5] [--json]
+    python benchmarks/bench_forward.py [--repeat 5] [--configs default,neither] [--json]
 """
 from __future__ import annotations
 
@@ -38,7 +43,17 @@ sys.path.insert(0, str(ROOT))
 TARGETS = {"forward_s": 2.5, "forward_peak_gb": 2.0, "forward_backward_s": 7.0}
 
 
-def build(split: str, layout: str):
+# name: (channels_last, constant band, keep freed memory); the first is the default a user gets
+CONFIGS = {
+    "default": (False, True, True),
+    "channels_last": (True, True, True),
+    "no_constant_band": (False, False, True),
+    "glibc_default_malloc": (False, True, False),
+    "neither": (False, False, False),
+}
+
+
+def build(split: str, layout: str, constant_band: bool = True):
     import torch
 
     from reproduce.models import net_param
@@ -62,17 +77,25 @@ def build(split: str, layout: str):
                 bias.copy_(torch.randn(bias.shape, generator=gen) * 0.1)
     if layout == "channels_last":
         net.use_channels_last()
+    net.use_constant_band(constant_band)
     return net
 
 
-def measure(mode: str, layout: str, repeat: int, scratch: Path) -> dict:
+def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
     import torch
+
+    from reproduce.runtime import keep_freed_memory
+
+    channels_last, constant_band, keep_memory = CONFIGS[config]
+    layout = "channels_last" if channels_last else "nchw"
+    if keep_memory:
+        keep_freed_memory()
 
     gen = torch.Generator().manual_seed(1)
     image = torch.randn(1, 3, 500, 500, generator=gen) * 50
     times = []
     if mode == "forward":
-        net = build("deploy", layout)
+        net = build("deploy", layout, constant_band)
         net.keep_blobs = False
         with torch.no_grad():
             for i in range(repeat + 1):
@@ -82,7 +105,7 @@ def measure(mode: str, layout: str, repeat: int, scratch: Path) -> dict:
         extra = {"score_max_abs": float(score.abs().max())}
         np_score = score.numpy()
     else:
-        net = build("train", layout)
+        net = build("train", layout, constant_band)
         label = torch.randint(0, 21, (1, 1, 500, 500), generator=gen).float()
         for i in range(repeat + 1):
             net.zero_grad(set_to_none=True)
@@ -93,13 +116,13 @@ def measure(mode: str, layout: str, repeat: int, scratch: Path) -> dict:
         extra = {"loss": float(net.loss)}
         np_score = None
     timed = times[1:]
-    result = {"mode": mode, "layout": layout, "best_s": min(timed), "median_s": statistics.median(timed),
+    result = {"mode": mode, "config": config, "best_s": min(timed), "median_s": statistics.median(timed),
               "warmup_s": times[0], "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
               "threads": torch.get_num_threads(), **extra}
     if np_score is not None:
         import numpy as np
 
-        np.save(scratch / f"score_{layout}.npy", np_score)
+        np.save(scratch / f"score_{config}.npy", np_score)
     return result
 
 
@@ -107,7 +130,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--json", action="store_true")
-    parser.add_argument("--child", nargs=3, metavar=("MODE", "LAYOUT", "SCRATCH"), help=argparse.SUPPRESS)
+    parser.add_argument("--configs", default=",".join(CONFIGS),
+                        help="comma-separated subset of: " + ", ".join(CONFIGS))
+    parser.add_argument("--child", nargs=3, metavar=("MODE", "CONFIG", "SCRATCH"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         mode, layout, scratch = args.child
@@ -119,22 +144,33 @@ def main() -> int:
 
 def run_all(args, scratch: Path) -> int:
     results = []
+    configs = args.configs.split(",")
+    unknown = [c for c in configs if c not in CONFIGS]
+    if unknown:
+        raise SystemExit(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
     for mode in ("forward", "forward_backward"):
-        for layout in ("nchw", "channels_last"):
-            out = subprocess.run([sys.executable, __file__, "--child", mode, layout, str(scratch),
+        for config in configs:
+            out = subprocess.run([sys.executable, __file__, "--child", mode, config, str(scratch),
                                   "--repeat", str(args.repeat)],
                                  capture_output=True, text=True, check=True)
             results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{mode:<17} {layout:<14} best {results[-1]['best_s']:.2f} s  median {results[-1]['median_s']:.2f} s  "
+            print(f"{mode:<17} {config:<21} best {results[-1]['best_s']:.2f} s  median {results[-1]['median_s']:.2f} s  "
                   f"peak {results[-1]['peak_rss_gb']:.2f} GB", file=sys.stderr)
     import numpy as np
 
-    a, b = np.load(scratch / "score_nchw.npy"), np.load(scratch / "score_channels_last.npy")
-    deviation = float(np.abs(a - b).max() / np.abs(a).max())
-    summary = {"results": results, "channels_last_vs_nchw_rel_deviation": deviation, "targets": TARGETS}
+    # each configuration's score against the plain dense NCHW computation (Caffe's own way)
+    deviations = {}
+    reference = scratch / "score_no_constant_band.npy"
+    if reference.exists():
+        a = np.load(reference)
+        for config in configs:
+            b = np.load(scratch / f"score_{config}.npy")
+            deviations[config] = float(np.abs(a - b).max() / np.abs(a).max())
+    summary = {"results": results, "score_rel_deviation_from_dense": deviations, "targets": TARGETS}
     print(json.dumps(summary, indent=1) if args.json else
-          "\n".join(f"| {r['mode']} | {r['layout']} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['peak_rss_gb']:.2f} |"
-                    for r in results) + f"\nchannels_last vs nchw: {deviation:.2e}")
+          "\n".join(f"| {r['mode']} | {r['config']} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['peak_rss_gb']:.2f} |"
+                    for r in results)
+          + "".join(f"\n{c} vs dense: {d:.2e}" for c, d in deviations.items()))
     return 0
 
 

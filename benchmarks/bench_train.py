@@ -12,6 +12,8 @@ Method
   ``next``: with the background prefetch, only what is not hidden behind compute) is timed
   separately, and so is one synchronous ``load`` of a sample (JPEG decode, BGR, mean, .mat
   label) — the cost prefetching hides.
+* Freed memory is kept for reuse (``reproduce.runtime.keep_freed_memory``), as the command
+  line does; the net uses its defaults (constant band on).
 * Forward+backward alone is ``bench_forward.py``'s figure; the difference is the update.
 
     python benchmarks/bench_train.py [--iters 3]
@@ -36,9 +38,11 @@ def main() -> int:
 
     from reproduce.data import make_synthetic_dataset
     from reproduce.models import net_param, solver_param
+    from reproduce.runtime import keep_freed_memory
     from reproduce.solver import SGDSolver
     from reproduce.stages import point_data_layer
 
+    keep_freed_memory()  # as the command line does
     with tempfile.TemporaryDirectory() as scratch:
         data = make_synthetic_dataset(Path(scratch) / "data", n_train=8, n_val=1, seed=0, sides=(375, 500))
         solver_msg = solver_param("fcn8s")

@@ -77,6 +77,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog=f"python -m reproduce {name}", description=module.__doc__)
     module.add_arguments(parser)
     args = parser.parse_args(rest)
+    from reproduce.runtime import keep_freed_memory
+
+    keep_freed_memory()
     try:
         return int(module.run(args) or 0)
     except _user_errors() as err:
