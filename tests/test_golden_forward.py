@@ -15,6 +15,7 @@ import torch
 from conftest import VOC_NETS
 from golden_compare import assert_all_close, npz_group
 from reproduce.net import Net
+from reproduce.net.layers import convolution
 
 FORWARD_TOLERANCE = 1e-5
 SIZES = ("64x80", "37x53")
@@ -45,10 +46,14 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 
 
 @pytest.mark.golden
-@pytest.mark.parametrize("layout", ["nchw", "channels_last", "no_constant_band"])
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "no_constant_band", "all_gemm"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", VOC_NETS)
-def test_forward_blobs_match_caffe(golden, name, size, layout):
+def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
+    if layout == "all_gemm":  # every one-group convolution through im2col + GEMM
+        monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS", 10**9)
+        monkeypatch.setattr(convolution, "GEMM_MIN_REDUCTION", 1)
+        monkeypatch.setattr(convolution, "conv_band", lambda *args: None)
     folder = golden / name
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
     if layout == "channels_last":

@@ -4,7 +4,7 @@ Given the plan from ``constant_band.conv_band``, the output's band is filled wit
 per (image, channel) — the convolution of a patch of the input's band value (or of zeros,
 for a band made of padding) — and only the ring and the core are convolved, each from its
 own input window. The blob is the same as the dense convolution's up to float32 summation
-order; ``tests/test_constant_band.py`` checks it against the dense path and the golden tests
+order; ``tests/test_convolution_paths.py`` checks it against the dense path and the golden tests
 against Caffe.
 
 Under autograd the same split serves the weight gradient: the band's share of ``dW`` is one

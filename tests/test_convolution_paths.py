@@ -1,10 +1,16 @@
-"""The constant band: computing only the non-constant part of convolutions changes no blob.
+"""Convolution's faster paths change no blob: the constant band, and im2col + GEMM.
+
+The constant band — computing only the non-constant part of convolutions:
 
 Geometry is checked against FCN's own numbers and against brute force (the dense result must
 really be constant wherever a band is claimed); values and gradients of the banded path are
 checked against the dense path in float64, over random convolution geometries and through
 whole nets with ReLU, MAX and AVE pooling. The golden tests check the default (banded) path
 against Caffe itself.
+
+im2col + GEMM (used for fc6/fc7-like layers) is checked against the direct convolution in
+float64 with gradients, here, and against Caffe with every convolution forced through it in
+``tests/test_golden_forward.py``.
 """
 from __future__ import annotations
 
@@ -160,3 +166,32 @@ def test_the_band_path_is_taken_in_fcn_like_nets(monkeypatch):
         net.forward(data=torch.randn(2, 3, 13, 11), label=torch.zeros(2, 1, 5, 5))
     assert len(calls) >= 3  # conv1 (padding band), conv2 and conv3 (value band)
     assert calls[0].from_padding and not calls[1].from_padding
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_im2col_gemm_convolution_equals_direct_with_gradients(seed):
+    from reproduce.net.layers.convolution import conv2d_as_gemm
+
+    rng = random.Random(1000 + seed)
+    kernel = (1, 1) if seed % 4 == 0 else (rng.randint(1, 4), rng.randint(1, 4))
+    stride = (1, 1) if seed % 4 == 0 else (rng.randint(1, 3), rng.randint(1, 3))
+    pad = (0, 0) if seed % 4 == 0 else (rng.randint(0, 2), rng.randint(0, 2))
+    dilation = (1, 1) if seed % 4 == 0 else (rng.randint(1, 2), rng.randint(1, 2))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rng.randint(1, 3), 3, rng.randint(8, 12), rng.randint(8, 12), generator=gen,
+                    dtype=torch.float64)
+    weight = torch.randn(5, 3, *kernel, generator=gen, dtype=torch.float64)
+    bias = torch.randn(5, generator=gen, dtype=torch.float64) if seed % 3 else None
+    args = [t.clone().requires_grad_() for t in (x, weight) + ((bias,) if bias is not None else ())]
+    ref_args = [t.clone().requires_grad_() for t in (x, weight) + ((bias,) if bias is not None else ())]
+    ours = conv2d_as_gemm(args[0], args[1], args[2] if bias is not None else None,
+                          ConvGeometry(kernel, stride, pad, dilation))
+    theirs = F.conv2d(ref_args[0], ref_args[1], ref_args[2] if bias is not None else None,
+                      stride, pad, dilation)
+    assert ours.shape == theirs.shape
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-10)
+    top_diff = torch.randn(theirs.shape, generator=gen, dtype=torch.float64)
+    ours.backward(top_diff)
+    theirs.backward(top_diff)
+    for a, b in zip(args, ref_args):
+        assert torch.allclose(a.grad, b.grad, rtol=0, atol=1e-10)
