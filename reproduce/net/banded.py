@@ -35,7 +35,8 @@ def input_window(x: torch.Tensor, rect: Rect, g: ConvGeometry) -> torch.Tensor:
     height, width = x.shape[2:]
     window = x[:, :, max(top, 0):min(bottom, height), max(left, 0):min(right, width)]
     padding = (max(-left, 0), max(right - width, 0), max(-top, 0), max(bottom - height, 0))
-    return F.pad(window, padding) if any(padding) else window
+    # a contiguous copy: oneDNN convolves a strided view markedly slower than copy + convolve
+    return F.pad(window, padding) if any(padding) else window.contiguous(memory_format=_format_of(x))
 
 
 def band_patch(x: torch.Tensor, band_in: Band | None, plan: ConvBand,

@@ -147,6 +147,12 @@ class ConvBand:
     out: Band
     from_padding: bool
 
+    @property
+    def explicit_fraction(self) -> float:
+        """The share of output pixels that must still be convolved."""
+        explicit = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in self.out.explicit_rects())
+        return explicit / (self.out.h.size * self.out.w.size)
+
 
 @lru_cache(maxsize=512)
 def conv_band(band: Band | None, in_size: tuple[int, int], out_size: tuple[int, int],

@@ -24,6 +24,8 @@ _CONV = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
 _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
 
+# measured on a 2-core AVX2 machine (BENCHMARKS.md): below these, the faster path wins
+BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
 
@@ -157,6 +159,8 @@ class Convolution(_ConvolutionBase):
         plan = conv_band(bands[0], tuple(x.shape[2:]), out_size, g.extent, g.stride, g.pad)
         if plan is None:
             return super().forward_banded(bottoms, bands)
+        if plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION:
+            return self(x), [plan.out]  # convolving a few sub-windows would cost more
         bias = self.bias if self.bias_term else None
         return (banded_conv2d(x, self.weight, bias, bands[0], plan, g, self.group),), [plan.out]
 
