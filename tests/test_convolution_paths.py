@@ -68,8 +68,9 @@ def _dense_input_with_band(rng: random.Random, channels: int, size, dtype):
     return x, plan.out
 
 
+@pytest.mark.parametrize("dense_mode", [False, True], ids=["sub-windows", "dense-pass"])
 @pytest.mark.parametrize("seed", range(40))
-def test_banded_convolution_equals_dense_with_gradients(seed):
+def test_banded_convolution_equals_dense_with_gradients(seed, dense_mode):
     rng = random.Random(seed)
     groups, channels, kernel, stride, dilation, pad, size = _random_case(rng)
     dtype = torch.float64
@@ -98,13 +99,26 @@ def test_banded_convolution_equals_dense_with_gradients(seed):
         assert torch.allclose(region, dense[:, :, y:y + 1, x_:x_ + 1].detach().expand_as(region),
                               rtol=0, atol=1e-12)
     banded_args = [t.detach().clone().requires_grad_() for t in (x, weight, bias)]
-    banded = banded_conv2d(*banded_args, band_in, plan, geometry, groups)
+    banded = banded_conv2d(*banded_args, band_in, plan, geometry, groups, dense_mode)
     assert torch.allclose(banded, dense, rtol=0, atol=1e-10)
     top_diff = torch.randn(dense.shape, generator=gen, dtype=dtype)
     dense.backward(top_diff)
     banded.backward(top_diff)
-    for ours, theirs in zip(banded_args, dense_args):
+    for ours, theirs in zip(banded_args[1:], dense_args[1:]):  # weight and bias: exact
         assert torch.allclose(ours.grad, theirs.grad, rtol=0, atol=1e-9)
+    assert_input_gradients_agree(banded_args[0].grad, dense_args[0].grad, band_in)
+
+
+def assert_input_gradients_agree(ours, theirs, band_in):
+    """Exact off the input's band; on it, exact in the per-(image, channel) sum."""
+    off_band = torch.ones(ours.shape[2:], dtype=torch.bool)
+    if band_in is not None:
+        for y0, y1, x0, x1 in band_in.band_rects():
+            off_band[y0:y1, x0:x1] = False
+        ours_sum = sum(ours[:, :, y0:y1, x0:x1].sum((2, 3)) for y0, y1, x0, x1 in band_in.band_rects())
+        theirs_sum = sum(theirs[:, :, y0:y1, x0:x1].sum((2, 3)) for y0, y1, x0, x1 in band_in.band_rects())
+        assert torch.allclose(ours_sum, theirs_sum, rtol=0, atol=1e-9)
+    assert torch.allclose(ours[:, :, off_band], theirs[:, :, off_band], rtol=0, atol=1e-9)
 
 
 BANDED_NET = """
@@ -132,7 +146,13 @@ layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top
 """
 
 
-def test_net_blobs_and_gradients_agree_with_and_without_the_band():
+@pytest.mark.parametrize("max_explicit_fraction", [0.0, 0.75, 1.0],
+                         ids=["dense-passes", "default", "sub-windows"])
+def test_net_blobs_and_gradients_agree_with_and_without_the_band(max_explicit_fraction,
+                                                                monkeypatch):
+    from reproduce.net.layers import convolution
+
+    monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", max_explicit_fraction)
     generator = torch.Generator().manual_seed(3)
     net = Net(parse(BANDED_NET), phase="train", generator=generator)
     data = torch.randn(2, 3, 13, 11, generator=generator) * 4

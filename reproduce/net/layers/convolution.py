@@ -159,10 +159,10 @@ class Convolution(_ConvolutionBase):
         plan = conv_band(bands[0], tuple(x.shape[2:]), out_size, g.extent, g.stride, g.pad)
         if plan is None:
             return super().forward_banded(bottoms, bands)
-        if plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION:
-            return self(x), [plan.out]  # convolving a few sub-windows would cost more
+        # convolving a few sub-windows costs more than a dense pass when most are explicit
+        dense = plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION
         bias = self.bias if self.bias_term else None
-        return (banded_conv2d(x, self.weight, bias, bands[0], plan, g, self.group),), [plan.out]
+        return (banded_conv2d(x, self.weight, bias, bands[0], plan, g, self.group, dense),), [plan.out]
 
     def forward(self, *bottoms):
         g = self.geometry
