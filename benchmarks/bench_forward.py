@@ -113,7 +113,7 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
             net.forward(data=image, label=label)
             net.backward()
             times.append(time.perf_counter() - start)
-        extra = {"loss": float(net.loss)}
+        extra = {"loss": float(net.loss.detach())}
         np_score = None
     timed = times[1:]
     result = {"mode": mode, "config": config, "best_s": min(timed), "median_s": statistics.median(timed),
