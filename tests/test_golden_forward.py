@@ -46,7 +46,8 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 
 
 @pytest.mark.golden
-@pytest.mark.parametrize("layout", ["nchw", "channels_last", "no_constant_band", "all_gemm"])
+@pytest.mark.parametrize("layout", ["default", "nchw", "channels_last", "no_constant_band",
+                                    "all_gemm"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", VOC_NETS)
 def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
@@ -58,6 +59,8 @@ def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
     if layout == "channels_last":
         net.use_channels_last()
+    if layout in ("nchw", "no_constant_band", "all_gemm"):
+        net.use_channels_last(False)
     if layout == "no_constant_band":
         net.use_constant_band(False)
     reference = np.load(folder / f"forward_{size}.npz")

@@ -76,7 +76,9 @@ class Net(nn.Module):
 
     ``keep_blobs`` (default True, as pycaffe) keeps every blob in ``blobs`` after forward;
     set it False to free each blob once its last consumer has run (inference memory).
-    ``use_channels_last()`` switches convolutions to NHWC; ``use_constant_band(False)``
+    Layout: by default activations run channels-last (NHWC) when gradients are off — faster
+    inference on CPU — and NCHW otherwise; ``use_channels_last(True)`` makes every pass NHWC
+    (weights too), ``use_channels_last(False)`` every pass NCHW. ``use_constant_band(False)``
     convolves the constant band that large input padding creates instead of filling it in.
     """
 
@@ -103,7 +105,7 @@ class Net(nn.Module):
         self._set("_plan", [])
         self._set("_layers", OrderedDict())
         self._set("keep_blobs", True)
-        self._set("_channels_last", False)
+        self._set("_channels_last", None)  # None: NHWC activations for inference only
         self._set("_constant_band", True)
         kept = filter_layers(param, state)
         self._build(kept, state.phase, dict(input_shapes or {}), generator)
@@ -305,7 +307,7 @@ class Net(nn.Module):
         device = self._device()
         for name in self.inputs:
             blob = _as_float_tensor(inputs[name], device)
-            if self._channels_last and blob.dim() == 4:
+            if blob.dim() == 4 and self._runs_channels_last():
                 blob = blob.contiguous(memory_format=torch.channels_last)
             if self.force_backward and torch.is_grad_enabled():
                 blob = blob.detach().requires_grad_(True)
@@ -331,13 +333,22 @@ class Net(nn.Module):
         self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
                                        if name in blobs and not name.startswith("(")))
         self._set("loss", loss if loss is not None else torch.zeros((), device=device))
-        return {name: blobs[name] for name in self.outputs}
+        # outputs in the standard layout whatever ran inside (a channels-last view would
+        # surprise code that calls .view() on them)
+        return {name: blobs[name].contiguous() for name in self.outputs}
 
-    def use_channels_last(self, enabled: bool = True) -> "Net":
-        """Hold 4-d weights and inputs channels-last (NHWC): faster convolutions on CPU.
+    def _runs_channels_last(self) -> bool:
+        if self._channels_last is None:
+            return not torch.is_grad_enabled()
+        return self._channels_last
 
-        The arithmetic is the same up to float32 summation order; BENCHMARKS.md reports the
-        deviation from Caffe's blobs in this mode.
+    def use_channels_last(self, enabled: bool | None = True) -> "Net":
+        """Choose the memory layout: True — weights and activations channels-last (NHWC) in
+        every pass; False — NCHW in every pass; None (the default) — NCHW weights, and NHWC
+        activations when gradients are off (inference), which is fastest on our CPU.
+
+        The arithmetic is the same up to float32 summation order; the golden tests check
+        every layout against Caffe's blobs, and BENCHMARKS.md reports speed and deviation.
         """
         fmt = torch.channels_last if enabled else torch.contiguous_format
         with torch.no_grad():
