@@ -6,8 +6,10 @@ Method
   description for forward, the train description (SoftmaxWithLoss, unnormalized, dropout
   on) for forward+backward. Weights are random (He-scaled normal, seed 0; upscore layers
   bilinear), the image N(0, 50²), the label uniform over the 21 classes.
-* Each configuration runs in a fresh Python subprocess: build, one warm-up pass, then
-  ``--repeat`` timed passes (``time.perf_counter``); the best and the median are reported.
+* Each configuration runs in fresh Python subprocesses (``--rounds`` of them, the
+  configurations interleaved round by round so that a slow spell of a shared machine hits
+  them all): build, one warm-up pass, then ``--repeat`` timed passes
+  (``time.perf_counter``); the best and the median over all timed passes are reported.
   Peak memory is the subprocess's ``ru_maxrss`` (the whole process: Python, torch, weights
   of 538 MB and activations).
 * Forward runs under ``torch.no_grad()`` with ``keep_blobs = False`` (blobs freed after
@@ -24,7 +26,7 @@ Method
   the band and in both layouts).
 * Threads: torch's default (one per core, 2 here).
 
-    python benchmarks/bench_forward.py [--repeat 5] [--configs default,neither] [--json]
+    python benchmarks/bench_forward.py [--repeat 3] [--rounds 2] [--configs default,before] [--json]
 """
 from __future__ import annotations
 
@@ -118,6 +120,7 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
         np_score = None
     timed = times[1:]
     result = {"mode": mode, "config": config, "best_s": min(timed), "median_s": statistics.median(timed),
+              "times_s": timed,
               "warmup_s": times[0], "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
               "threads": torch.get_num_threads(), **extra}
     if np_score is not None:
@@ -129,7 +132,8 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--repeat", type=int, default=3, help="timed passes per process")
+    parser.add_argument("--rounds", type=int, default=2, help="processes per configuration, interleaved")
     parser.add_argument("--json", action="store_true")
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help="comma-separated subset of: " + ", ".join(CONFIGS))
@@ -150,13 +154,23 @@ def run_all(args, scratch: Path) -> int:
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
     for mode in ("forward", "forward_backward"):
+        runs: dict[str, list[dict]] = {config: [] for config in configs}
+        # configurations interleaved round by round, so a slow spell of a shared machine
+        # falls on all of them rather than on one
+        for _ in range(args.rounds):
+            for config in configs:
+                out = subprocess.run([sys.executable, __file__, "--child", mode, config, str(scratch),
+                                      "--repeat", str(args.repeat)],
+                                     capture_output=True, text=True, check=True)
+                runs[config].append(json.loads(out.stdout.strip().splitlines()[-1]))
         for config in configs:
-            out = subprocess.run([sys.executable, __file__, "--child", mode, config, str(scratch),
-                                  "--repeat", str(args.repeat)],
-                                 capture_output=True, text=True, check=True)
-            results.append(json.loads(out.stdout.strip().splitlines()[-1]))
-            print(f"{mode:<17} {config:<21} best {results[-1]['best_s']:.2f} s  median {results[-1]['median_s']:.2f} s  "
-                  f"peak {results[-1]['peak_rss_gb']:.2f} GB", file=sys.stderr)
+            merged = dict(runs[config][0])
+            times = [t for run in runs[config] for t in run["times_s"]]
+            merged.update(best_s=min(times), median_s=statistics.median(times), times_s=times,
+                          peak_rss_gb=max(run["peak_rss_gb"] for run in runs[config]))
+            results.append(merged)
+            print(f"{mode:<17} {config:<21} best {merged['best_s']:.2f} s  median {merged['median_s']:.2f} s  "
+                  f"peak {merged['peak_rss_gb']:.2f} GB", file=sys.stderr)
     import numpy as np
 
     # each configuration's score against the previous state: dense NCHW, as Caffe computes
@@ -167,11 +181,11 @@ def run_all(args, scratch: Path) -> int:
         for config in configs:
             b = np.load(scratch / f"score_{config}.npy")
             deviations[config] = float(np.abs(a - b).max() / np.abs(a).max())
-    summary = {"results": results, "score_rel_deviation_from_dense": deviations, "targets": TARGETS}
+    summary = {"results": results, "score_rel_deviation_from_before": deviations, "targets": TARGETS}
     print(json.dumps(summary, indent=1) if args.json else
           "\n".join(f"| {r['mode']} | {r['config']} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['peak_rss_gb']:.2f} |"
                     for r in results)
-          + "".join(f"\n{c} vs dense: {d:.2e}" for c, d in deviations.items()))
+          + "".join(f"\n{c} vs before: {d:.2e}" for c, d in deviations.items()))
     return 0
 
 
