@@ -9,7 +9,8 @@ Method
 * Each configuration runs in fresh Python subprocesses (``--rounds`` of them, the
   configurations interleaved round by round so that a slow spell of a shared machine hits
   them all): build, one warm-up pass, then ``--repeat`` timed passes
-  (``time.perf_counter``); the best and the median over all timed passes are reported.
+  (``time.perf_counter``); the best and the median over all timed passes are reported, and
+  the minor page faults of the last pass (``getrusage``).
   Peak memory is the subprocess's ``ru_maxrss`` (the whole process: Python, torch, weights
   of 538 MB and activations).
 * Forward runs under ``torch.no_grad()`` with ``keep_blobs = False`` (blobs freed after
@@ -96,12 +97,13 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
 
     gen = torch.Generator().manual_seed(1)
     image = torch.randn(1, 3, 500, 500, generator=gen) * 50
-    times = []
+    times, faults = [], []
     if mode == "forward":
         net = build("deploy", layout, constant_band)
         net.keep_blobs = False
         with torch.no_grad():
             for i in range(repeat + 1):
+                faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
                 start = time.perf_counter()
                 score = net.forward(data=image)["score"]
                 times.append(time.perf_counter() - start)
@@ -112,6 +114,7 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
         label = torch.randint(0, 21, (1, 1, 500, 500), generator=gen).float()
         for i in range(repeat + 1):
             net.zero_grad(set_to_none=True)
+            faults.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt)
             start = time.perf_counter()
             net.forward(data=image, label=label)
             net.backward()
@@ -121,6 +124,7 @@ def measure(mode: str, config: str, repeat: int, scratch: Path) -> dict:
     timed = times[1:]
     result = {"mode": mode, "config": config, "best_s": min(timed), "median_s": statistics.median(timed),
               "times_s": timed,
+              "minor_faults_last_pass": resource.getrusage(resource.RUSAGE_SELF).ru_minflt - faults[-1],
               "warmup_s": times[0], "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20,
               "threads": torch.get_num_threads(), **extra}
     if np_score is not None:
@@ -135,6 +139,7 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=3, help="timed passes per process")
     parser.add_argument("--rounds", type=int, default=2, help="processes per configuration, interleaved")
     parser.add_argument("--json", action="store_true")
+    parser.add_argument("--modes", default="forward,forward_backward")
     parser.add_argument("--configs", default=",".join(CONFIGS),
                         help="comma-separated subset of: " + ", ".join(CONFIGS))
     parser.add_argument("--child", nargs=3, metavar=("MODE", "CONFIG", "SCRATCH"), help=argparse.SUPPRESS)
@@ -153,7 +158,7 @@ def run_all(args, scratch: Path) -> int:
     unknown = [c for c in configs if c not in CONFIGS]
     if unknown:
         raise SystemExit(f"unknown configuration(s) {unknown}; choose from {list(CONFIGS)}")
-    for mode in ("forward", "forward_backward"):
+    for mode in args.modes.split(","):
         runs: dict[str, list[dict]] = {config: [] for config in configs}
         # configurations interleaved round by round, so a slow spell of a shared machine
         # falls on all of them rather than on one
@@ -170,7 +175,8 @@ def run_all(args, scratch: Path) -> int:
                           peak_rss_gb=max(run["peak_rss_gb"] for run in runs[config]))
             results.append(merged)
             print(f"{mode:<17} {config:<21} best {merged['best_s']:.2f} s  median {merged['median_s']:.2f} s  "
-                  f"peak {merged['peak_rss_gb']:.2f} GB", file=sys.stderr)
+                  f"peak {merged['peak_rss_gb']:.2f} GB  page faults in the last pass "
+                  f"{merged['minor_faults_last_pass']}", file=sys.stderr)
     import numpy as np
 
     # each configuration's score against the previous state: dense NCHW, as Caffe computes

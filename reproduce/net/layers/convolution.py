@@ -6,6 +6,11 @@ etc.; stride and dilation default to 1, pad to 0. The weight blob is
 ``(num_output, channels/group, *kernel)``, the bias ``(num_output,)``. Output size per axis is
 ``(in + 2·pad - (dilation·(k-1) + 1)) // stride + 1``. Several bottoms are allowed and share
 the weights, one top per bottom. Only the channel axis 1 (``axis: 1``) is supported.
+
+Two faster routes give the same blobs to float32 summation order (both checked against
+Caffe's golden blobs): inside a ``Net``, a 2-d convolution whose output has a constant band
+(``reproduce.net.constant_band``) convolves only the rest (``reproduce.net.banded``); and a
+convolution with few outputs and long sums (fc6, fc7) runs as Caffe's own im2col + GEMM.
 """
 from __future__ import annotations
 
