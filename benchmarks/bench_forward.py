@@ -153,6 +153,10 @@ def main() -> int:
 
 
 def run_all(args, scratch: Path) -> int:
+    from host import describe
+
+    host = describe()
+    print(f"machine: {host}", file=sys.stderr, flush=True)
     results = []
     configs = args.configs.split(",")
     unknown = [c for c in configs if c not in CONFIGS]
@@ -187,7 +191,7 @@ def run_all(args, scratch: Path) -> int:
         for config in configs:
             b = np.load(scratch / f"score_{config}.npy")
             deviations[config] = float(np.abs(a - b).max() / np.abs(a).max())
-    summary = {"results": results, "score_rel_deviation_from_before": deviations, "targets": TARGETS}
+    summary = {"host": host, "results": results, "score_rel_deviation_from_before": deviations, "targets": TARGETS}
     print(json.dumps(summary, indent=1) if args.json else
           "\n".join(f"| {r['mode']} | {r['config']} | {r['best_s']:.2f} | {r['median_s']:.2f} | {r['peak_rss_gb']:.2f} |"
                     for r in results)

@@ -136,6 +136,9 @@ def main() -> int:
     else:
         with tempfile.TemporaryDirectory(prefix="bench-read-") as tmp:
             result = run(Path(tmp))
+    from host import describe
+
+    result["host"] = describe()
     if args.json:
         print(json.dumps(result, indent=1))
     else:

@@ -36,6 +36,7 @@ def main() -> int:
     parser.add_argument("--iters", type=int, default=3)
     args = parser.parse_args()
 
+    from host import describe
     from reproduce.data import make_synthetic_dataset
     from reproduce.models import net_param, solver_param
     from reproduce.runtime import keep_freed_memory
@@ -76,7 +77,8 @@ def main() -> int:
             loads.append(time.perf_counter() - start)
         result = {"step_best_s": min(times[1:]), "step_median_s": statistics.median(times[1:]),
                   "warmup_s": times[0], "data_wait_median_s": statistics.median(waits[1:]),
-                  "sync_load_median_s": statistics.median(loads), "loss_last": float(solver.smoothed_loss)}
+                  "sync_load_median_s": statistics.median(loads), "loss_last": float(solver.smoothed_loss),
+                  "host": describe()}
     print(json.dumps(result, indent=1))
     return 0
 

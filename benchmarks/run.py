@@ -8,8 +8,6 @@ in BENCHMARKS.md together with the machine and its load at the time.
 """
 from __future__ import annotations
 
-import os
-import platform
 import subprocess
 import sys
 from pathlib import Path
@@ -24,8 +22,9 @@ def main(argv: list[str]) -> int:
     if unknown:
         print(f"unknown benchmark {', '.join(unknown)}; choose from {', '.join(BENCHMARKS)}", file=sys.stderr)
         return 2
-    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    from host import describe
+
+    print(f"machine: {describe()}", flush=True)
     status = 0
     for name in names:
         print(f"\n## {name}", flush=True)
