@@ -608,3 +608,90 @@ def test_restore_from_a_caffe_binary_solverstate(tmp_path):
         assert torch.equal(got, want)
     for got, want in zip(fresh.rule.history, trained.rule.history):
         assert torch.equal(got, want)
+
+
+def write_caffe_hdf5_solverstate(path, iteration, current_step, learned_net, history):
+    """A ``.solverstate.h5`` laid out as ``SnapshotSolverStateToHDF5`` writes it (H5LT scalars)."""
+    import h5py
+
+    with h5py.File(path, "w") as f:
+        f.create_dataset("iter", data=np.int32(iteration))
+        if learned_net is not None:
+            f.create_dataset("learned_net", data=np.bytes_(learned_net.encode()))
+        f.create_dataset("current_step", data=np.int32(current_step))
+        group = f.create_group("history")
+        for i, blob in enumerate(history):
+            group.create_dataset(str(i), data=np.asarray(blob, dtype=np.float32))
+
+
+def test_restore_from_a_caffe_hdf5_solverstate(tmp_path):
+    """Caffe's ``.solverstate.h5`` (snapshot_format: HDF5) restores like the binary one."""
+    from reproduce.caffe.weights import write_hdf5
+
+    path = write_tiny(tmp_path)
+    np.random.seed(7)
+    trained = SGDSolver(path)
+    trained.step(3, feed=random_feed())
+    write_hdf5(tmp_path / "caffe_iter_3.caffemodel.h5", trained.weights())
+    # the recorded path is elsewhere: the weights are found beside the state, as for .pt
+    write_caffe_hdf5_solverstate(tmp_path / "caffe_iter_3.solverstate.h5", 3, 1,
+                                 "somewhere/else/caffe_iter_3.caffemodel.h5",
+                                 [h.numpy() for h in trained.rule.history])
+
+    fresh = SGDSolver(path)
+    fresh.restore(tmp_path / "caffe_iter_3.solverstate.h5")
+    assert fresh.iter == 3 and fresh.current_step == 1
+    for got, want in zip(params_of(fresh), params_of(trained)):
+        assert torch.equal(got, want)
+    for got, want in zip(fresh.rule.history, trained.rule.history):
+        assert torch.equal(got, want)
+    # the next step from the restored state is the trained solver's next step (Caffe's state
+    # holds no random state: dropout's generator is carried over by hand)
+    fresh.generator.set_state(trained.generator.get_state())
+    np.random.seed(8)
+    trained.step(1, feed=random_feed())
+    np.random.seed(8)
+    fresh.step(1, feed=random_feed())
+    for got, want in zip(params_of(fresh), params_of(trained)):
+        assert torch.equal(got, want)
+
+
+def test_bad_caffe_hdf5_solverstates_are_named_errors(tmp_path):
+    import h5py
+
+    from reproduce.caffe.errors import CaffeFormatError
+
+    solver = SGDSolver(write_tiny(tmp_path))
+    history = [h.numpy() for h in solver.rule.history]
+
+    missing_iter = tmp_path / "a_iter_1.solverstate.h5"
+    write_caffe_hdf5_solverstate(missing_iter, 1, 0, None, history)
+    with h5py.File(missing_iter, "a") as f:
+        del f["iter"]
+    with pytest.raises(CaffeFormatError, match=r"a_iter_1\.solverstate\.h5: no /iter dataset"):
+        solver.restore(missing_iter)
+
+    short = tmp_path / "b_iter_1.solverstate.h5"
+    write_caffe_hdf5_solverstate(short, 1, 0, None, history[:-1])
+    with pytest.raises(SolverConfigError, match=f"holds {len(history) - 1} history blobs"):
+        solver.restore(short)
+
+    gap = tmp_path / "c_iter_1.solverstate.h5"
+    write_caffe_hdf5_solverstate(gap, 1, 0, None, history)
+    with h5py.File(gap, "a") as f:
+        f["history"].move("0", "x")
+    with pytest.raises(CaffeFormatError, match=r"c_iter_1\.solverstate\.h5: /history: datasets"):
+        solver.restore(gap)
+
+    fractional = tmp_path / "d_iter_1.solverstate.h5"
+    write_caffe_hdf5_solverstate(fractional, 1, 0, None, history)
+    with h5py.File(fractional, "a") as f:
+        del f["iter"]
+        f.create_dataset("iter", data=np.float32(1.5))
+    with pytest.raises(CaffeFormatError, match=r"/iter: holds \[1\.5\], not one integer"):
+        solver.restore(fractional)
+
+    not_hdf5 = tmp_path / "e_iter_1.solverstate.h5"
+    not_hdf5.write_bytes(b"\x00" * 64)
+    with pytest.raises(CaffeFormatError, match=r"e_iter_1\.solverstate\.h5: not a readable HDF5"):
+        solver.restore(not_hdf5)

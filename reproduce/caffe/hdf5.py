@@ -7,6 +7,12 @@ own shape as native float32. Caffe visits the layer groups in name order
 (``H5_INDEX_NAME``), so that is the order ``read_hdf5`` returns; it accepts any float or
 integer dataset and converts it to float32, as ``H5LTread_dataset_float`` does. A diff
 group (``write_diff``) is ignored.
+
+Also Caffe's HDF5 solver state (``SGDSolver::SnapshotSolverStateToHDF5``, a
+``<prefix>_iter_<N>.solverstate.h5``): scalar ``iter`` and ``current_step``, string
+``learned_net``, and one dataset per history blob under ``/history``, named by index.
+``read_hdf5_solverstate`` returns it as the same ``SolverState`` message the binary
+``.solverstate`` decodes to, so one restore serves both.
 """
 from __future__ import annotations
 
@@ -18,7 +24,7 @@ import numpy as np
 from .errors import WeightsError
 from .files import Progress, ProgressReport, atomic_output
 from .schema import Message
-from .weights import MAX_BLOB_AXES, Weights, float32_blob, net_layers
+from .weights import MAX_BLOB_AXES, Weights, blob_message, float32_blob, net_layers
 
 
 def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
@@ -67,6 +73,64 @@ def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
     finally:
         report.close()
     return weights
+
+
+def read_hdf5_solverstate(path: str | os.PathLike) -> Message:
+    """Caffe's ``.solverstate.h5`` as a ``SolverState`` message (iter, current_step,
+    learned_net when present, history in index order), as ``RestoreSolverStateFromHDF5``."""
+    import h5py
+
+    try:
+        f = h5py.File(path, "r")
+    except OSError as err:
+        raise WeightsError(f"not a readable HDF5 file ({_first_line(err)})", path) from None
+    try:
+        with f:
+            state = Message("SolverState")
+            for key in ("iter", "current_step"):
+                setattr(state, key, _read_int(f, key, path))
+            if "learned_net" in f:
+                state.learned_net = _read_string(f, "learned_net", path)
+            history = f.get("history")
+            if not isinstance(history, h5py.Group):
+                raise WeightsError("no /history group: not a solver state written by Caffe", path)
+            datasets = dict(_items(history, path, "/history"))
+            expected = [str(i) for i in range(len(datasets))]
+            if sorted(datasets, key=_index_key) != expected:
+                raise WeightsError(f"datasets {sorted(datasets)} are not named 0…{len(datasets) - 1}",
+                                   path, "/history")
+            state.history = [blob_message(_read_blob(datasets[key], path, f"/history/{key}"))
+                             for key in expected]
+            return state
+    except (OSError, KeyError, RuntimeError) as err:   # h5py's errors for damaged structures
+        raise WeightsError(f"damaged HDF5 file ({_first_line(err)})", path) from None
+
+
+def _read_int(f, key: str, path) -> int:
+    value = _read_blob(_dataset(f, key, path), path, f"/{key}")
+    if value.size != 1 or value.reshape(-1)[0] != int(value.reshape(-1)[0]):
+        raise WeightsError(f"holds {value.reshape(-1)[:4].tolist()}, not one integer", path, f"/{key}")
+    return int(value.reshape(-1)[0])
+
+
+def _read_string(f, key: str, path) -> str:
+    import h5py
+
+    dataset = _dataset(f, key, path)
+    if h5py.check_string_dtype(dataset.dtype) is None and dataset.dtype.kind != "S":
+        raise WeightsError(f"holds {dataset.dtype}, not a string", path, f"/{key}")
+    value = dataset[()]
+    value = value.reshape(-1)[0] if hasattr(value, "reshape") else value
+    return value.decode("utf-8", "replace").rstrip("\0") if isinstance(value, bytes) else str(value)
+
+
+def _dataset(f, key: str, path):
+    import h5py
+
+    dataset = f.get(key)
+    if not isinstance(dataset, h5py.Dataset):
+        raise WeightsError(f"no /{key} dataset: not a solver state written by Caffe", path)
+    return dataset
 
 
 def _items(group, path, where):

@@ -3,7 +3,8 @@
 ``--weights`` copies weights (.caffemodel, .caffemodel.h5 or .pth; a comma-separated list is
 copied in order) into the train net by layer name and nothing more — no surgery, exactly
 ``caffe train --weights``. ``--resume`` continues from a ``.solverstate.pt`` snapshot (or
-Caffe's ``.solverstate``; ``latest`` picks the newest under the solver's snapshot_prefix).
+Caffe's ``.solverstate`` or ``.solverstate.h5``; ``latest`` picks the newest ``.pt`` under the
+solver's snapshot_prefix).
 As in Caffe, ``--weights`` and ``--resume`` exclude each other. ``--max-iter`` replaces the
 solver's ``max_iter`` as if edited in the prototxt (so a ``poly`` schedule follows it).
 ``--data PARAM=DIR`` relocates the Python data layers' directories (``sbdd_dir``,
@@ -21,7 +22,7 @@ from pathlib import Path
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--solver", required=True, help="the solver .prototxt")
     parser.add_argument("--weights", help="weights to start from (comma-separated list allowed)")
-    parser.add_argument("--resume", help="snapshot to continue from (.solverstate.pt), or 'latest'")
+    parser.add_argument("--resume", help="snapshot to continue from (.solverstate.pt, or Caffe's .solverstate[.h5]), or 'latest'")
     parser.add_argument("--max-iter", type=int, help="replace the solver's max_iter")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
     parser.add_argument("--data", action="append", default=[], metavar="PARAM=DIR",

@@ -411,13 +411,15 @@ class SGDSolver:
         }
 
     def restore(self, path: str | os.PathLike) -> None:
-        """Continue from a snapshot: a ``.solverstate.pt`` (exact resume) or Caffe's ``.solverstate``."""
+        """Continue from a snapshot: a ``.solverstate.pt`` (exact resume) or Caffe's
+        ``.solverstate`` / ``.solverstate.h5`` (iteration, step, history and weights only)."""
         path = Path(path)
-        if path.name.endswith(".solverstate"):
+        if path.name.endswith((".solverstate", ".solverstate.h5")):
             self._restore_caffe_state(path)
             return
         if not path.name.endswith(STATE_SUFFIX):
-            raise SolverStateError(f"{path}: expected a {STATE_SUFFIX} (or Caffe .solverstate) file")
+            raise SolverStateError(f"{path}: expected a {STATE_SUFFIX} (or Caffe .solverstate, "
+                                   ".solverstate.h5) file")
         state = read_solverstate(path)
         log.info("Restoring previous solver status from %s", path)
         self.net.copy_from(_read_weights(learned_net_path(path, state)))
@@ -438,10 +440,15 @@ class SGDSolver:
         self.last_snapshot = path
 
     def _restore_caffe_state(self, path: Path) -> None:
-        """Caffe's ``RestoreSolverStateFromBinaryProto``: iter, current_step, history, weights."""
+        """Caffe's ``RestoreSolverStateFromBinaryProto`` / ``…FromHDF5``: iter, current_step,
+        history, weights."""
         from reproduce.caffe import wire
+        from reproduce.caffe.hdf5 import read_hdf5_solverstate
 
-        state = wire.decode(path.read_bytes(), "SolverState")
+        if path.name.endswith(".h5"):
+            state = read_hdf5_solverstate(path)
+        else:
+            state = wire.decode(path.read_bytes(), "SolverState", path=path)
         history = []
         for blob in state.history:
             array = np.asarray(blob.data, dtype=np.float32)
