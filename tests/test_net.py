@@ -263,6 +263,41 @@ def test_shared_params_use_one_tensor():
     assert net.params["up2"][0] is net.params["up"][0]
 
 
+
+def shared_up_text(up_spec: str, up2_spec: str) -> str:
+    """SMALL with a second deconvolution ``up2`` sharing ``up``'s weight under the name "w"."""
+    return SMALL.replace('param { lr_mult: 0 }\n', f'param {{ name: "w" {up_spec} }}\n').replace(
+        'layer { name: "loss"',
+        f'layer {{ name: "up2" type: "Deconvolution" bottom: "up" top: "up2" param {{ name: "w" {up2_spec} }}\n'
+        '        convolution_param { num_output: 3 kernel_size: 1 bias_term: false } }\n'
+        'layer { name: "loss"').replace('bottom: "up" bottom: "label"', 'bottom: "up2" bottom: "label"')
+
+
+def test_shared_param_multipliers_follow_caffe_append_param():
+    """The first explicit lr_mult/decay_mult among the sharers wins, even when the owner
+    leaves it unset (Caffe's 1 only when nobody sets it); learnable_params sees it once."""
+    from reproduce.solver.solver import learnable_params
+
+    net = small_net("train", text=shared_up_text("", "lr_mult: 0 decay_mult: 3"))
+    assert net.param_specs["up"] == [(0.0, 3.0)] and net.param_specs["up2"] == [(0.0, 3.0)]
+    assert not net.layer("up").weight.requires_grad
+    up = [entry for entry in learnable_params(net) if entry[0] is net.layer("up").weight]
+    assert len(up) == 1 and (float(up[0][1]), float(up[0][2])) == (0.0, 3.0)
+
+    net = small_net("train", text=shared_up_text("", ""))
+    assert net.param_specs["up"] == [(1.0, 1.0)] and net.layer("up").weight.requires_grad
+
+    net = small_net("train", text=shared_up_text("lr_mult: 2", "lr_mult: 2 decay_mult: 0"))
+    assert net.param_specs["up"] == [(2.0, 0.0)] and net.param_specs["up2"] == [(2.0, 0.0)]
+
+
+def test_shared_param_with_mismatched_lr_mult_is_an_error():
+    with pytest.raises(NetError, match=r"layer 'up2' param 0: shared param 'w' has mismatched "
+                                       r"lr_mult \(0; layer 'up' set 2\)"):
+        small_net("train", text=shared_up_text("lr_mult: 2", "lr_mult: 0"))
+    with pytest.raises(NetError, match="mismatched decay_mult"):
+        small_net("train", text=shared_up_text("decay_mult: 2", "decay_mult: 1"))
+
 def test_weights_dict_round_trips_through_copy_from():
     net, other = small_net("train"), small_net("train", generator=torch.Generator().manual_seed(5))
     weights = net.weights_dict()

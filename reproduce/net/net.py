@@ -24,7 +24,8 @@ What it mirrors of Caffe's ``Net`` (``net.cpp``) and pycaffe's ``caffe.Net``:
   ``CopyTrainedLayersFrom`` — layers absent from the net are ignored, layers absent from the
   file keep their filler values; blob counts must match and shapes must be equal, or (legacy)
   the stored 4-d shape must equal the layer's shape padded with leading 1s;
-* shared parameters (``param { name: … }``): later layers reuse the first owner's tensor.
+* shared parameters (``param { name: … }``): later layers reuse the first owner's tensor;
+  its lr_mult/decay_mult are the first set explicitly by any sharer, as Caffe's ``AppendParam``.
 
 Every layer is a submodule registered under its exact Caffe name, so ``state_dict`` keys are
 ``"<layer>.weight"``, ``"<layer>.bias"``, ``"<layer>.blob<i>"``. Names containing ``.`` or equal
@@ -35,6 +36,7 @@ from __future__ import annotations
 
 import os
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -53,6 +55,17 @@ Shape = tuple[int, ...]
 
 class NetError(ValueError):
     """A net definition, input or weight file Caffe would refuse."""
+
+
+@dataclass
+class _SharedParam:
+    """A named (shared) parameter blob: its first owner, its users, the multipliers set."""
+
+    layer: str
+    index: int
+    blob: nn.Parameter
+    users: list = field(default_factory=list)
+    explicit: dict = field(default_factory=dict)   # "lr_mult" -> (value, layer that set it)
 
 
 class _Step:
@@ -124,7 +137,7 @@ class Net(nn.Module):
                input_shapes: dict[str, Sequence[int]], generator) -> None:
         shapes = self.blob_shapes
         available: set[str] = set()
-        shared: dict[str, tuple[str, int, nn.Parameter]] = {}
+        shared: dict[str, _SharedParam] = {}
         for index, source in enumerate(layer_params):
             lp = _layer_copy(source)
             if not lp.has("phase"):
@@ -221,21 +234,46 @@ class Net(nn.Module):
             if not key:
                 continue
             if key not in shared:
-                shared[key] = (name, i, blob)
+                shared[key] = _SharedParam(name, i, blob)
+            else:
+                owner = shared[key]
+                mode = specs[i].share_mode
+                same = (tuple(owner.blob.shape) == tuple(blob.shape) if mode == "STRICT"
+                        else owner.blob.numel() == blob.numel())
+                if not same:
+                    raise NetError(f"layer {name!r} param {i} shares {key!r} with layer "
+                                   f"{owner.layer!r} param {owner.index} but has shape "
+                                   f"{tuple(blob.shape)} vs {tuple(owner.blob.shape)}")
+                if tuple(owner.blob.shape) != tuple(blob.shape):
+                    raise NetError(f"layer {name!r} param {i}: PERMISSIVE sharing of {key!r} "
+                                   f"between different shapes is not supported")
+                setattr(layer, blob_attribute(i), owner.blob)
+                self.params[name][i] = owner.blob
+            self._share_multipliers(shared[key], key, name, i, specs[i])
+
+    def _share_multipliers(self, owner: _SharedParam, key: str, name: str, index: int,
+                           spec: Message) -> None:
+        """Caffe's ``Net::AppendParam``: a shared blob's lr_mult (and decay_mult) is the first
+        one set explicitly by any of its layers, Caffe's 1 if none is; a later explicit value
+        that differs is an error ("Shared param … has mismatched lr_mult")."""
+        owner.users.append((name, index))
+        for multiplier, slot in (("lr_mult", 0), ("decay_mult", 1)):
+            if not spec.has(multiplier):
                 continue
-            owner_name, owner_index, owner = shared[key]
-            mode = specs[i].share_mode
-            same = (tuple(owner.shape) == tuple(blob.shape) if mode == "STRICT"
-                    else owner.numel() == blob.numel())
-            if not same:
-                raise NetError(f"layer {name!r} param {i} shares {key!r} with layer "
-                               f"{owner_name!r} param {owner_index} but has shape "
-                               f"{tuple(blob.shape)} vs {tuple(owner.shape)}")
-            if tuple(owner.shape) != tuple(blob.shape):
-                raise NetError(f"layer {name!r} param {i}: PERMISSIVE sharing of {key!r} "
-                               f"between different shapes is not supported")
-            setattr(layer, blob_attribute(i), owner)
-            self.params[name][i] = owner
+            value = float(getattr(spec, multiplier))
+            if multiplier in owner.explicit:
+                first, setter = owner.explicit[multiplier]
+                if value != first:
+                    raise NetError(f"layer {name!r} param {index}: shared param {key!r} has "
+                                   f"mismatched {multiplier} ({value:g}; layer {setter!r} set "
+                                   f"{first:g})")
+                continue
+            owner.explicit[multiplier] = (value, name)
+            for user, i in owner.users:
+                specs = list(self.param_specs[user])
+                specs[i] = (value, specs[i][1]) if slot == 0 else (specs[i][0], value)
+                self.param_specs[user] = specs
+        owner.blob.requires_grad_(self.param_specs[owner.layer][owner.index][0] != 0)
 
     def _record_loss_weights(self, lp: Message, tops: list[str]) -> None:
         weights = [float(w) for w in lp.loss_weight]
