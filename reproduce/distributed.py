@@ -124,20 +124,16 @@ class DistributedSGDSolver(SGDSolver):
                            int(os.environ.get("LOCAL_RANK", dist.get_rank())))
         self._rank_states: list | None = None
 
-    # Caffe's on_gradients_ready, between the backward passes and ApplyUpdate
-    def apply_update(self):
-        average_gradients([p for p, _, _ in self._learnable], self.world.size)
-        return super().apply_update()
-
-    def _forward_backward(self, feed):
-        loss, outputs = super()._forward_backward(feed)
+    def on_gradients_ready(self, loss):
+        """Every rank stops if any diverged; otherwise the diffs become their mean over ranks."""
         import torch.distributed as dist
 
         flag = torch.tensor([0.0 if np.isfinite(loss) else 1.0])
         dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        if flag.item() and np.isfinite(loss):
-            loss = f32("nan")   # another rank diverged: stop here too
-        return loss, outputs
+        if flag.item():
+            return loss if not np.isfinite(loss) else f32("nan")   # another rank diverged
+        average_gradients(self.learnable_parameters, self.world.size)
+        return loss
 
     # -- snapshots: every rank's streams -----------------------------------------------
     def gather_rank_states(self) -> None:

@@ -84,7 +84,7 @@ def reference_run(run_dir: Path, data, init: Path):
             drawn[r].append(source.peek())
             solver.net(**solver.feeder.next())
             solver.net.backward()
-        for (p0, _, _), (p1, _, _) in zip(rank0._learnable, rank1._learnable):
+        for p0, p1 in zip(rank0.learnable_parameters, rank1.learnable_parameters):
             if p0.grad is None:
                 continue
             grads_differ = grads_differ or not torch.equal(p0.grad, p1.grad)
@@ -138,3 +138,69 @@ def test_two_processes_equal_one_process_averaging_both_streams(golden, data, tm
     assert logged[-1]["loss"] == pytest.approx(single.loss, rel=1e-6)
     # only rank 0 wrote: one row per displayed iteration, no duplicates from rank 1
     assert [r["iter"] for r in read_records(run_dir / "log.jsonl") if r["kind"] == "train"] == list(range(ITERS))
+
+
+TINY_NET = """
+name: "tiny"
+layer { name: "input" type: "Input" top: "data" top: "label"
+        input_param { shape { dim: 1 dim: 2 dim: 5 dim: 5 } shape { dim: 1 dim: 1 dim: 5 dim: 5 } } }
+layer { name: "conv" type: "Convolution" bottom: "data" top: "score"
+        convolution_param { num_output: 3 kernel_size: 3 pad: 1 weight_filler { type: "gaussian" std: 0.3 } } }
+layer { name: "loss" type: "SoftmaxWithLoss" bottom: "score" bottom: "label" top: "loss"
+        loss_param { normalize: false } }
+"""
+TINY_SOLVER = 'train_net: "train.prototxt"\nbase_lr: 0.01\nlr_policy: "fixed"\nmomentum: 0.9\n' \
+              'max_iter: 5\ndisplay: 0\nrandom_seed: 3\n'
+
+
+def _diverging_rank_worker(rank: int, port: int, run_dir: str, nan_rank: int, nan_iter: int) -> None:
+    import json
+
+    import torch.distributed as dist
+
+    from reproduce.distributed import DistributedSGDSolver, broadcast_parameters
+    from reproduce.solver import NonFiniteLossError
+
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    from datetime import timedelta
+
+    # a rank left waiting in a collective fails the test within a minute instead of hanging it
+    dist.init_process_group("gloo", rank=rank, world_size=2, timeout=timedelta(seconds=60))
+    solver = DistributedSGDSolver(Path(run_dir) / "solver.prototxt")
+    broadcast_parameters(solver.net)
+    rng = np.random.default_rng(rank)
+
+    def feed():
+        data = rng.standard_normal((1, 2, 5, 5)).astype(np.float32)
+        if rank == nan_rank and solver.iter == nan_iter:
+            data[0, 0, 0, 0] = np.nan
+        return {"data": data, "label": rng.integers(0, 3, (1, 1, 5, 5)).astype(np.float32)}
+
+    stopped = None
+    try:
+        solver.step(4, feed=feed)
+    except NonFiniteLossError:
+        stopped = solver.iter
+    params = [p.detach().numpy().tolist() for p in solver.learnable_parameters]
+    Path(run_dir, f"rank{rank}.json").write_text(json.dumps({"stopped": stopped, "params": params}))
+    dist.destroy_process_group()
+
+
+@pytest.mark.parametrize("nan_rank", [None, 1])
+def test_a_diverging_rank_stops_every_rank_at_the_same_iteration(tmp_path, nan_rank):
+    """Rank 1's loss turns NaN at iteration 2: both ranks raise there, with the parameters of
+    iteration 2 (no update from the NaN gradient, no rank left waiting in an all-reduce).
+    Without NaN both ranks run all 4 iterations and end with identical parameters (averaged
+    gradients)."""
+    import json
+
+    import torch.multiprocessing as mp
+
+    (tmp_path / "train.prototxt").write_text(TINY_NET)
+    (tmp_path / "solver.prototxt").write_text(TINY_SOLVER)
+    mp.spawn(_diverging_rank_worker, args=(free_port(), str(tmp_path), nan_rank, 2), nprocs=2,
+             join=True)
+    results = [json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2)]
+    assert [r["stopped"] for r in results] == ([None, None] if nan_rank is None else [2, 2])
+    assert results[0]["params"] == results[1]["params"]
+    assert np.all(np.isfinite(np.asarray(results[0]["params"][0])))

@@ -245,6 +245,7 @@ class SGDSolver:
                     self.test_all()
                 started = time.perf_counter()
                 loss, outputs = self._forward_backward(feed)
+                loss = self.on_gradients_ready(loss)
                 if not math.isfinite(loss):
                     raise NonFiniteLossError(self.iter, loss,
                                              str(self.last_snapshot) if self.last_snapshot else None)
@@ -289,6 +290,18 @@ class SGDSolver:
         loss = f32(loss / f32(iter_size))
         return loss, {name: value.detach().cpu().numpy() for name, value in outputs.items()
                       if value.numel() <= MAX_LOGGED_OUTPUT}
+
+    def on_gradients_ready(self, loss: np.float32) -> np.float32:
+        """Caffe's ``Solver::Callback::on_gradients_ready``: called by ``step`` once the
+        iteration's backward passes have filled the diffs, before the loss is checked and
+        ``apply_update`` runs; returns the loss the iteration goes on with. Nothing here; a
+        subclass hooks in (``reproduce.distributed`` averages the diffs across processes)."""
+        return loss
+
+    @property
+    def learnable_parameters(self) -> list[torch.nn.Parameter]:
+        """Caffe's ``learnable_params_``: every parameter blob once, in net order."""
+        return [param for param, _, _ in self._learnable]
 
     def _update_smoothed_loss(self, loss: np.float32) -> None:
         """Caffe's ``UpdateSmoothedLoss``: running mean, then a ring buffer of ``average_loss``."""
