@@ -287,6 +287,9 @@ def test_shared_param_multipliers_follow_caffe_append_param():
     net = small_net("train", text=shared_up_text("", ""))
     assert net.param_specs["up"] == [(1.0, 1.0)] and net.layer("up").weight.requires_grad
 
+    net = small_net("train", text=shared_up_text("lr_mult: 0", ""))   # a sharer sees the owner's
+    assert net.param_specs["up"] == [(0.0, 1.0)] and net.param_specs["up2"] == [(0.0, 1.0)]
+
     net = small_net("train", text=shared_up_text("lr_mult: 2", "lr_mult: 2 decay_mult: 0"))
     assert net.param_specs["up"] == [(2.0, 0.0)] and net.param_specs["up2"] == [(2.0, 0.0)]
 

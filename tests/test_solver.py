@@ -690,6 +690,11 @@ def test_bad_caffe_hdf5_solverstates_are_named_errors(tmp_path):
         f.create_dataset("iter", data=np.float32(1.5))
     with pytest.raises(CaffeFormatError, match=r"/iter: holds \[1\.5\], not one integer"):
         solver.restore(fractional)
+    with h5py.File(fractional, "a") as f:
+        del f["iter"]
+        f.create_dataset("iter", data=np.float32("nan"))
+    with pytest.raises(CaffeFormatError, match=r"/iter: holds \[nan\], not one integer"):
+        solver.restore(fractional)
 
     not_hdf5 = tmp_path / "e_iter_1.solverstate.h5"
     not_hdf5.write_bytes(b"\x00" * 64)

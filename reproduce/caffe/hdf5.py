@@ -107,10 +107,10 @@ def read_hdf5_solverstate(path: str | os.PathLike) -> Message:
 
 
 def _read_int(f, key: str, path) -> int:
-    value = _read_blob(_dataset(f, key, path), path, f"/{key}")
-    if value.size != 1 or value.reshape(-1)[0] != int(value.reshape(-1)[0]):
-        raise WeightsError(f"holds {value.reshape(-1)[:4].tolist()}, not one integer", path, f"/{key}")
-    return int(value.reshape(-1)[0])
+    value = _read_blob(_dataset(f, key, path), path, f"/{key}").reshape(-1)
+    if value.size != 1 or not np.isfinite(value[0]) or value[0] != np.trunc(value[0]):
+        raise WeightsError(f"holds {value[:4].tolist()}, not one integer", path, f"/{key}")
+    return int(value[0])
 
 
 def _read_string(f, key: str, path) -> str:

@@ -257,23 +257,23 @@ class Net(nn.Module):
         one set explicitly by any of its layers, Caffe's 1 if none is; a later explicit value
         that differs is an error ("Shared param … has mismatched lr_mult")."""
         owner.users.append((name, index))
-        for multiplier, slot in (("lr_mult", 0), ("decay_mult", 1)):
+        for multiplier in ("lr_mult", "decay_mult"):
             if not spec.has(multiplier):
                 continue
             value = float(getattr(spec, multiplier))
-            if multiplier in owner.explicit:
+            if multiplier not in owner.explicit:
+                owner.explicit[multiplier] = (value, name)
+            elif value != owner.explicit[multiplier][0]:
                 first, setter = owner.explicit[multiplier]
-                if value != first:
-                    raise NetError(f"layer {name!r} param {index}: shared param {key!r} has "
-                                   f"mismatched {multiplier} ({value:g}; layer {setter!r} set "
-                                   f"{first:g})")
-                continue
-            owner.explicit[multiplier] = (value, name)
-            for user, i in owner.users:
-                specs = list(self.param_specs[user])
-                specs[i] = (value, specs[i][1]) if slot == 0 else (specs[i][0], value)
-                self.param_specs[user] = specs
-        owner.blob.requires_grad_(self.param_specs[owner.layer][owner.index][0] != 0)
+                raise NetError(f"layer {name!r} param {index}: shared param {key!r} has "
+                               f"mismatched {multiplier} ({value:g}; layer {setter!r} set "
+                               f"{first:g})")
+        effective = tuple(owner.explicit.get(m, (1.0, ""))[0] for m in ("lr_mult", "decay_mult"))
+        for user, i in owner.users:
+            specs = list(self.param_specs[user])
+            specs[i] = effective
+            self.param_specs[user] = specs
+        owner.blob.requires_grad_(effective[0] != 0)
 
     def _record_loss_weights(self, lp: Message, tops: list[str]) -> None:
         weights = [float(w) for w in lp.loss_weight]
