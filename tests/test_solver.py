@@ -587,29 +587,6 @@ def test_train_command_errors_are_one_line(tmp_path, synthetic, capsys):
     assert "PARAM=DIR" in capsys.readouterr().err
 
 
-def test_restore_from_a_caffe_binary_solverstate(tmp_path):
-    """Caffe's own ``.solverstate`` (SolverState: iter, learned_net, history, current_step)."""
-    from reproduce.caffe import wire
-    from reproduce.caffe.weights import blob_message, write_caffemodel
-
-    path = write_tiny(tmp_path)
-    np.random.seed(6)
-    trained = SGDSolver(path)
-    trained.step(3, feed=random_feed())
-    write_caffemodel(tmp_path / "caffe_iter_3.caffemodel", trained.weights())
-    state = Message("SolverState", iter=3, current_step=1, learned_net="caffe_iter_3.caffemodel",
-                    history=[blob_message(h.numpy()) for h in trained.rule.history])
-    (tmp_path / "caffe_iter_3.solverstate").write_bytes(wire.encode(state))
-
-    fresh = SGDSolver(path)
-    fresh.restore(tmp_path / "caffe_iter_3.solverstate")
-    assert fresh.iter == 3 and fresh.current_step == 1
-    for got, want in zip(params_of(fresh), params_of(trained)):
-        assert torch.equal(got, want)
-    for got, want in zip(fresh.rule.history, trained.rule.history):
-        assert torch.equal(got, want)
-
-
 def write_caffe_hdf5_solverstate(path, iteration, current_step, learned_net, history):
     """A ``.solverstate.h5`` laid out as ``SnapshotSolverStateToHDF5`` writes it (H5LT scalars)."""
     import h5py
@@ -624,29 +601,47 @@ def write_caffe_hdf5_solverstate(path, iteration, current_step, learned_net, his
             group.create_dataset(str(i), data=np.asarray(blob, dtype=np.float32))
 
 
-def test_restore_from_a_caffe_hdf5_solverstate(tmp_path):
-    """Caffe's ``.solverstate.h5`` (snapshot_format: HDF5) restores like the binary one."""
-    from reproduce.caffe.weights import write_hdf5
+def write_caffe_solverstate(directory: Path, solver: SGDSolver, fmt: str) -> Path:
+    """``solver``'s weights and state as Caffe's snapshot of ``snapshot_format`` ``fmt`` holds
+    them; the recorded weights path is elsewhere, the file beside the state (found there)."""
+    from reproduce.caffe import wire
+    from reproduce.caffe.weights import blob_message, write_caffemodel, write_hdf5
 
+    history = [h.numpy() for h in solver.rule.history]
+    if fmt == "HDF5":
+        write_hdf5(directory / "caffe_iter_3.caffemodel.h5", solver.weights())
+        state = directory / "caffe_iter_3.solverstate.h5"
+        write_caffe_hdf5_solverstate(state, solver.iter, solver.current_step,
+                                     "somewhere/else/caffe_iter_3.caffemodel.h5", history)
+        return state
+    write_caffemodel(directory / "caffe_iter_3.caffemodel", solver.weights())
+    state = directory / "caffe_iter_3.solverstate"
+    state.write_bytes(wire.encode(Message(
+        "SolverState", iter=solver.iter, current_step=solver.current_step,
+        learned_net="somewhere/else/caffe_iter_3.caffemodel",
+        history=[blob_message(h) for h in history])))
+    return state
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_restore_from_a_caffe_solverstate(tmp_path, fmt):
+    """Caffe's own ``.solverstate`` / ``.solverstate.h5`` (iter, learned_net, history,
+    current_step): the restored solver takes the trained one's next step exactly."""
     path = write_tiny(tmp_path)
-    np.random.seed(7)
+    np.random.seed(6)
     trained = SGDSolver(path)
     trained.step(3, feed=random_feed())
-    write_hdf5(tmp_path / "caffe_iter_3.caffemodel.h5", trained.weights())
-    # the recorded path is elsewhere: the weights are found beside the state, as for .pt
-    write_caffe_hdf5_solverstate(tmp_path / "caffe_iter_3.solverstate.h5", 3, 1,
-                                 "somewhere/else/caffe_iter_3.caffemodel.h5",
-                                 [h.numpy() for h in trained.rule.history])
+    assert trained.current_step == 1          # lr_policy step, stepsize 2
+    state = write_caffe_solverstate(tmp_path, trained, fmt)
 
     fresh = SGDSolver(path)
-    fresh.restore(tmp_path / "caffe_iter_3.solverstate.h5")
+    fresh.restore(state)
     assert fresh.iter == 3 and fresh.current_step == 1
     for got, want in zip(params_of(fresh), params_of(trained)):
         assert torch.equal(got, want)
     for got, want in zip(fresh.rule.history, trained.rule.history):
         assert torch.equal(got, want)
-    # the next step from the restored state is the trained solver's next step (Caffe's state
-    # holds no random state: dropout's generator is carried over by hand)
+    # Caffe's state holds no random state: dropout's generator is carried over by hand
     fresh.generator.set_state(trained.generator.get_state())
     np.random.seed(8)
     trained.step(1, feed=random_feed())

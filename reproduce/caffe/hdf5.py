@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -29,6 +30,13 @@ from .weights import MAX_BLOB_AXES, Weights, blob_message, float32_blob, net_lay
 
 def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
     """``{layer: [blob, …]}`` of an HDF5 caffemodel, layers in name order, empty layers left out."""
+    with _opened(path) as f:
+        return _read_layers(f, path, progress)
+
+
+@contextmanager
+def _opened(path: str | os.PathLike):
+    """The file open for reading; h5py's errors become a ``WeightsError`` naming it."""
     import h5py
 
     try:
@@ -37,7 +45,7 @@ def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
         raise WeightsError(f"not a readable HDF5 file ({_first_line(err)})", path) from None
     try:
         with f:
-            return _read_layers(f, path, progress)
+            yield f
     except (OSError, KeyError, RuntimeError) as err:   # h5py's errors for damaged structures
         raise WeightsError(f"damaged HDF5 file ({_first_line(err)})", path) from None
 
@@ -80,30 +88,23 @@ def read_hdf5_solverstate(path: str | os.PathLike) -> Message:
     learned_net when present, history in index order), as ``RestoreSolverStateFromHDF5``."""
     import h5py
 
-    try:
-        f = h5py.File(path, "r")
-    except OSError as err:
-        raise WeightsError(f"not a readable HDF5 file ({_first_line(err)})", path) from None
-    try:
-        with f:
-            state = Message("SolverState")
-            for key in ("iter", "current_step"):
-                setattr(state, key, _read_int(f, key, path))
-            if "learned_net" in f:
-                state.learned_net = _read_string(f, "learned_net", path)
-            history = f.get("history")
-            if not isinstance(history, h5py.Group):
-                raise WeightsError("no /history group: not a solver state written by Caffe", path)
-            datasets = dict(_items(history, path, "/history"))
-            expected = [str(i) for i in range(len(datasets))]
-            if sorted(datasets, key=_index_key) != expected:
-                raise WeightsError(f"datasets {sorted(datasets)} are not named 0…{len(datasets) - 1}",
-                                   path, "/history")
-            state.history = [blob_message(_read_blob(datasets[key], path, f"/history/{key}"))
-                             for key in expected]
-            return state
-    except (OSError, KeyError, RuntimeError) as err:   # h5py's errors for damaged structures
-        raise WeightsError(f"damaged HDF5 file ({_first_line(err)})", path) from None
+    with _opened(path) as f:
+        state = Message("SolverState")
+        for key in ("iter", "current_step"):
+            setattr(state, key, _read_int(f, key, path))
+        if "learned_net" in f:
+            state.learned_net = _read_string(f, "learned_net", path)
+        history = f.get("history")
+        if not isinstance(history, h5py.Group):
+            raise WeightsError("no /history group: not a solver state written by Caffe", path)
+        datasets = dict(_items(history, path, "/history"))
+        expected = [str(i) for i in range(len(datasets))]
+        if sorted(datasets, key=_index_key) != expected:
+            raise WeightsError(f"datasets {sorted(datasets)} are not named 0…{len(datasets) - 1}",
+                               path, "/history")
+        state.history = [blob_message(_read_blob(datasets[key], path, f"/history/{key}"))
+                         for key in expected]
+        return state
 
 
 def _read_int(f, key: str, path) -> int:
