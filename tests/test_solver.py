@@ -695,3 +695,52 @@ def test_bad_caffe_hdf5_solverstates_are_named_errors(tmp_path):
     not_hdf5.write_bytes(b"\x00" * 64)
     with pytest.raises(CaffeFormatError, match=r"e_iter_1\.solverstate\.h5: not a readable HDF5"):
         solver.restore(not_hdf5)
+
+
+@pytest.mark.parametrize("fmt", ["BINARYPROTO", "HDF5"])
+def test_snapshot_diff_writes_the_update_each_blob_took(tmp_path, fmt):
+    """``snapshot_diff: true``: beside each blob's data, its diff as Caffe holds it after
+    ``ApplyUpdate`` — the update ``Net::Update`` subtracted, so data_before − diff == data
+    exactly in float32. ``up`` (lr_mult 0) took a zero update."""
+    import h5py
+
+    from reproduce.caffe.weights import read_caffemodel
+
+    path = write_tiny(tmp_path, TINY_SOLVER + f"snapshot_diff: true\nsnapshot_format: {fmt}\n")
+    np.random.seed(9)
+    solver = SGDSolver(path)
+    solver.step(2, feed=random_feed())
+    before = solver.weights()
+    solver.step(1, feed=random_feed())                   # iteration 3: the snapshot
+    after = solver.weights()
+    if fmt == "HDF5":
+        with h5py.File(tmp_path / "snapshots" / "tiny_iter_3.caffemodel.h5") as f:
+            data = {name: [f["data"][name][str(i)][()] for i in range(len(f["data"][name]))]
+                    for name in after}
+            diff = {name: [f["diff"][name][str(i)][()] for i in range(len(f["diff"][name]))]
+                    for name in after}
+    else:
+        model = read_caffemodel(tmp_path / "snapshots" / "tiny_iter_3.caffemodel")
+        blobs = {layer.name: layer.blobs for layer in model.layer if layer.blobs}
+        data = {name: [np.asarray(b.data).reshape(b.shape.dim) for b in blobs[name]] for name in after}
+        diff = {name: [np.asarray(b.diff).reshape(b.shape.dim) for b in blobs[name]] for name in after}
+    assert list(data) == ["conv1", "score", "up"]
+    moved = False
+    for name in after:
+        for b, a, d, w in zip(before[name], after[name], diff[name], data[name]):
+            assert np.array_equal(w, a)
+            assert np.array_equal(np.float32(b) - d, a)
+            moved = moved or bool(np.any(d != 0))
+    assert moved and not np.any(diff["up"][0])
+
+
+def test_diffs_must_match_the_blobs(tmp_path):
+    from reproduce.caffe.weights import write_caffemodel, write_hdf5
+
+    weights = {"conv": [np.zeros((2, 3), np.float32), np.zeros(2, np.float32)]}
+    for write in (write_caffemodel, write_hdf5):
+        with pytest.raises(ValueError, match=r"layer 'conv': diff shapes \[\(2, 3\), \(3,\)\]"):
+            write(tmp_path / "m", weights, diffs={"conv": [np.zeros((2, 3)), np.zeros(3)]})
+        with pytest.raises(ValueError, match="diffs are for layers"):
+            write(tmp_path / "m", weights, diffs={})
+    assert not (tmp_path / "m").exists()

@@ -6,7 +6,7 @@ dataset per parameter blob named by its index (``"0"``, ``"1"``), holding the bl
 own shape as native float32. Caffe visits the layer groups in name order
 (``H5_INDEX_NAME``), so that is the order ``read_hdf5`` returns; it accepts any float or
 integer dataset and converts it to float32, as ``H5LTread_dataset_float`` does. A diff
-group (``write_diff``) is ignored.
+group (``write_diff``) is ignored when reading and written on request.
 
 Also Caffe's HDF5 solver state (``SGDSolver::SnapshotSolverStateToHDF5``, a
 ``<prefix>_iter_<N>.solverstate.h5``): scalar ``iter`` and ``current_step``, string
@@ -25,7 +25,8 @@ import numpy as np
 from .errors import WeightsError
 from .files import Progress, ProgressReport, atomic_output
 from .schema import Message
-from .weights import MAX_BLOB_AXES, Weights, blob_message, float32_blob, net_layers
+from .weights import (MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob,
+                      net_layers)
 
 
 def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
@@ -174,13 +175,17 @@ def _read_blob(dataset, path, where: str) -> np.ndarray:
 
 
 def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],
-               net: Message | None = None, progress: Progress = None) -> None:
+               net: Message | None = None, progress: Progress = None,
+               diffs: Mapping[str, Sequence[np.ndarray]] | None = None) -> None:
     """Write ``weights`` in ``Net.save_hdf5``'s layout, atomically.
 
     With ``net`` every layer of the net gets its group (as Caffe writes, parameterless layers
-    included); without it, each entry of ``weights`` does.
+    included); without it, each entry of ``weights`` does. ``diffs`` (the solver's
+    ``snapshot_diff``) go to a ``/diff`` group of the same layout, as ``ToHDF5(…, write_diff)``.
     """
     import h5py
+
+    diffs = check_diffs(weights, diffs)
 
     names = list(weights)
     if net is not None:
@@ -194,20 +199,23 @@ def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarra
     for name in names:
         if not isinstance(name, str) or not name or "/" in name or name == ".":
             raise ValueError(f"layer name {name!r} cannot name an HDF5 group")
-    blobs = {name: [float32_blob(a, name) for a in weights[name]] for name in names if name in weights}
+    groups = {"data": weights} if diffs is None else {"data": weights, "diff": diffs}
+    blobs = {(group, name): [float32_blob(a, name) for a in arrays[name]]
+             for group, arrays in groups.items() for name in names if name in arrays}
     total = sum(a.nbytes for arrays in blobs.values() for a in arrays)
     report = ProgressReport(progress, total, f"writing {os.path.basename(path)}")
     done = 0
     try:
         with atomic_output(path) as tmp:
             with h5py.File(tmp, "w") as f:
-                data = f.create_group("data")
-                for name in names:
-                    group = data.create_group(name)
-                    for i, array in enumerate(blobs.get(name, [])):
-                        group.create_dataset(str(i), data=array)
-                        done += array.nbytes
-                        report(done)
+                for top in groups:
+                    layers = f.create_group(top)
+                    for name in names:
+                        group = layers.create_group(name)
+                        for i, array in enumerate(blobs.get((top, name), [])):
+                            group.create_dataset(str(i), data=array)
+                            done += array.nbytes
+                            report(done)
     finally:
         report.close()
 

@@ -189,16 +189,18 @@ def _read_whole_file(path: str | os.PathLike, progress: Progress) -> np.ndarray:
 
 
 def write_caffemodel(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],
-                     net: Message | None = None, progress: Progress = None) -> None:
+                     net: Message | None = None, progress: Progress = None,
+                     diffs: Mapping[str, Sequence[np.ndarray]] | None = None) -> None:
     """Write ``weights`` as a binary caffemodel in ``Net.save``'s layout, atomically.
 
     With ``net`` (a NetParameter; V1 is upgraded first) every layer of the net is written
     with its full LayerParameter and, when ``weights`` has its name, its blobs (the net's own
     blobs are not written); every name in ``weights`` must be a layer of the net. Without
     ``net`` each entry becomes a layer holding just its name and blobs, which is all
-    ``CopyTrainedLayersFrom`` reads.
+    ``CopyTrainedLayersFrom`` reads. ``diffs`` (the solver's ``snapshot_diff``) gives each
+    layer's blob diffs, written beside the data as ``ToProto(…, write_diff=true)`` does.
     """
-    model = caffemodel_message(weights, net)
+    model = caffemodel_message(weights, net, diffs)
     total = wire.encoded_size(model)
     if total > PROTOBUF_LIMIT:
         raise ValueError(f"{os.fspath(path)}: {total} bytes exceed the 2 GB protobuf limit; "
@@ -212,8 +214,10 @@ def write_caffemodel(path: str | os.PathLike, weights: Mapping[str, Sequence[np.
         report.close()
 
 
-def caffemodel_message(weights: Mapping[str, Sequence[np.ndarray]], net: Message | None = None) -> Message:
+def caffemodel_message(weights: Mapping[str, Sequence[np.ndarray]], net: Message | None = None,
+                       diffs: Mapping[str, Sequence[np.ndarray]] | None = None) -> Message:
     """The NetParameter ``write_caffemodel`` writes (arrays referenced, not copied, when float32)."""
+    diffs = check_diffs(weights, diffs)
     model = Message("NetParameter")
     model.name = net.name if net is not None else ""   # Net::ToProto always sets the name
     for name, params in weights.items():
@@ -224,7 +228,7 @@ def caffemodel_message(weights: Mapping[str, Sequence[np.ndarray]], net: Message
     if net is None:
         for name, params in weights.items():
             model.layer.append(Message("LayerParameter", name=name,
-                                       blobs=[blob_message(a, name) for a in params]))
+                                       blobs=_blob_messages(name, params, diffs)))
         return model
     layers = list(net_layers(net))
     missing = set(weights) - {layer.name for layer in layers}
@@ -236,19 +240,44 @@ def caffemodel_message(weights: Mapping[str, Sequence[np.ndarray]], net: Message
             if f.name != "blobs":
                 setattr(layer, f.name, value)
         if source.name in weights:
-            layer.blobs = [blob_message(a, source.name) for a in weights[source.name]]
+            layer.blobs = _blob_messages(source.name, weights[source.name], diffs)
         model.layer.append(layer)
     return model
 
 
-def blob_message(array: np.ndarray, layer: str = "?") -> Message:
-    """A BlobProto as ``Blob<float>::ToProto`` writes it: ``shape`` (absent for 0 axes), packed data."""
+def blob_message(array: np.ndarray, layer: str = "?", diff: np.ndarray | None = None) -> Message:
+    """A BlobProto as ``Blob<float>::ToProto`` writes it: ``shape`` (absent for 0 axes), packed
+    data, and packed diff when ``diff`` is given (``write_diff``)."""
     array = float32_blob(array, layer)
     blob = Message("BlobProto")
     if array.ndim:
         blob.mutable("shape").dim = [int(d) for d in array.shape]
     blob.data = array.reshape(-1)
+    if diff is not None:
+        blob.diff = float32_blob(diff, layer).reshape(-1)
     return blob
+
+
+def check_diffs(weights: Mapping[str, Sequence[np.ndarray]],
+                diffs: Mapping[str, Sequence[np.ndarray]] | None):
+    """``diffs`` if it gives every blob of ``weights`` one diff of the blob's shape, else a
+    ValueError naming the layer (Caffe's diff is the blob's own second buffer)."""
+    if diffs is None:
+        return None
+    if set(diffs) != set(weights):
+        raise ValueError(f"diffs are for layers {sorted(diffs)}, the weights for {sorted(weights)}")
+    for name, params in weights.items():
+        if len(diffs[name]) != len(params) or any(
+                np.shape(d) != np.shape(a) for a, d in zip(params, diffs[name])):
+            raise ValueError(f"layer {name!r}: diff shapes {[np.shape(d) for d in diffs[name]]} "
+                             f"differ from the blob shapes {[np.shape(a) for a in params]}")
+    return diffs
+
+
+def _blob_messages(name: str, params: Sequence[np.ndarray],
+                   diffs: Mapping[str, Sequence[np.ndarray]] | None) -> list[Message]:
+    return [blob_message(a, name, None if diffs is None else diffs[name][i])
+            for i, a in enumerate(params)]
 
 
 def float32_blob(array, layer: str) -> np.ndarray:
@@ -272,11 +301,12 @@ def net_layers(net: Message) -> list[Message]:
 
 
 def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],
-               net: Message | None = None, progress: Progress = None) -> None:
+               net: Message | None = None, progress: Progress = None,
+               diffs: Mapping[str, Sequence[np.ndarray]] | None = None) -> None:
     """Write ``weights`` as an HDF5 caffemodel in ``Net.save_hdf5``'s layout (see ``hdf5.write_hdf5``)."""
     from .hdf5 import write_hdf5 as write
 
-    write(path, weights, net, progress)
+    write(path, weights, net, progress, diffs)
 
 
 def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:

@@ -91,6 +91,7 @@ class SGDSolver:
                                else weights)
         self.feeder = InputFeeder(self.net, self.solver_dir, data_root_overrides)
         self._learnable = learnable_params(self.net)
+        self._last_update: list[torch.Tensor] | None = None
         self.rule = make_update_rule(self.param, [tuple(p.shape) for p, _, _ in self._learnable],
                                      self.device)
         self.iter = 0
@@ -324,6 +325,7 @@ class SGDSolver:
         """Caffe's ``Net::ClearParamDiffs``: no accumulated gradient on any parameter."""
         for param, _, _ in self._learnable:
             param.grad = None
+        self._last_update = None
 
     def apply_update(self) -> np.float32:
         """Caffe's ``SGDSolver::ApplyUpdate`` on the diffs accumulated since the last clear."""
@@ -344,6 +346,7 @@ class SGDSolver:
                 self.rule.compute_update_value(index, diff, f32(rate * lr_mult), self.iter)
             for (param, _, _), diff in zip(self._learnable, diffs):   # Net::Update
                 param.sub_(diff)
+        self._last_update = diffs   # what Caffe's diffs hold until the next ClearParamDiffs
         self.last_rate = float(rate)
         self.iter += 1
         return rate
@@ -382,6 +385,16 @@ class SGDSolver:
         return OrderedDict((layer, [blob.detach().cpu().numpy().copy() for blob in blobs])
                            for layer, blobs in self.net.params.items())
 
+    def diffs(self) -> "OrderedDict[str, list[np.ndarray]]":
+        """The parameter diffs as Caffe holds them between iterations, ``{layer: [array, …]}``
+        like ``weights()``: after an update, the update each blob took (``ApplyUpdate``
+        leaves it in the diff; ``Net::Update`` subtracted it), zeros before any update."""
+        last = {id(param): diff for (param, _, _), diff
+                in zip(self._learnable, self._last_update or [])}
+        return OrderedDict((layer, [last[id(blob)].detach().cpu().numpy().copy() if id(blob) in last
+                                    else np.zeros(tuple(blob.shape), np.float32) for blob in blobs])
+                           for layer, blobs in self.net.params.items())
+
     def snapshot(self) -> Path:
         """Caffe's ``Solver::Snapshot``: weights, then solver state; returns the state's path."""
         from reproduce.caffe.weights import write_caffemodel, write_hdf5
@@ -389,10 +402,10 @@ class SGDSolver:
         hdf5 = self.param.snapshot_format == "HDF5"
         weights_path = snapshot_filename(self.snapshot_prefix, self.iter,
                                          WEIGHTS_SUFFIX + (".h5" if hdf5 else ""))
-        if self.param.snapshot_diff:
-            log.warning("snapshot_diff is not supported; snapshots hold the weights only")
+        diffs = self.diffs() if self.param.snapshot_diff else None
         log.info("Snapshotting to %s file %s", "HDF5" if hdf5 else "binary proto", weights_path)
-        (write_hdf5 if hdf5 else write_caffemodel)(weights_path, self.weights(), self._net_message())
+        (write_hdf5 if hdf5 else write_caffemodel)(weights_path, self.weights(), self._net_message(),
+                                                   diffs=diffs)
         state_path = snapshot_filename(self.snapshot_prefix, self.iter, STATE_SUFFIX)
         log.info("Snapshotting solver state to %s", state_path)
         write_solverstate(state_path, self.state_dict(learned_net=weights_path))
