@@ -23,8 +23,10 @@ def test_opencv_reads_prototxt_ref_deploy(name):
     assert [n for n in net.getLayerNames() if n in ours] == ours
 
 
-@pytest.mark.parametrize("name", ["fcn8s", "fcn-alexnet"])
-def test_opencv_runs_tiny_net_with_our_weights_like_we_do(tmp_path, name):
+@pytest.mark.parametrize("name, with_diffs", [("fcn8s", False), ("fcn-alexnet", False),
+                                              ("fcn8s", True)])
+def test_opencv_runs_tiny_net_with_our_weights_like_we_do(tmp_path, name, with_diffs):
+    """… also from a caffemodel that carries diffs (a ``snapshot_diff`` snapshot)."""
     param = net_param(name, "deploy", widths="tiny", input_shape=(1, 3, 64, 80))
     ours = Net(param)
     rng = np.random.default_rng(0)
@@ -35,7 +37,9 @@ def test_opencv_runs_tiny_net_with_our_weights_like_we_do(tmp_path, name):
     from reproduce.caffe import emit
 
     prototxt.write_text(emit(param))
-    write_caffemodel(tmp_path / "w.caffemodel", weights, param)
+    diffs = ({layer: [rng.standard_normal(b.shape).astype(np.float32) for b in blobs]
+              for layer, blobs in weights.items()} if with_diffs else None)
+    write_caffemodel(tmp_path / "w.caffemodel", weights, param, diffs=diffs)
     image = rng.standard_normal((1, 3, 64, 80)).astype(np.float32) * 50
     cv_net = cv2.dnn.readNetFromCaffe(str(prototxt), str(tmp_path / "w.caffemodel"))
     cv_net.setInput(image)
