@@ -13,8 +13,9 @@ same indices as a mode-``P`` PNG without a palette).
 ``net`` is a ``reproduce.net.Net`` (a ``val``-split net with ``data``/``label`` inputs and a
 loss, a ``deploy`` net with ``data`` only, or an idiomatic ``FCN8s``…) or any module
 mapping an N×3×H×W batch to N×C×H×W scores. ``seg_tests`` prints the reference's
-``>>> … Iteration N …`` lines; ``share_with`` points a test net's parameters at a training
-net's tensors as pycaffe's ``test_nets[0].share_with(solver.net)`` does.
+``>>> … Iteration N …`` lines; to score a training net's current weights through a test net,
+point the test net at them first with ``Net.share_with`` (pycaffe's
+``test_nets[0].share_with(solver.net)``).
 
 Under ``torchrun`` (``torch.distributed`` initialized) rank ``r`` of ``w`` scores images
 ``r, r + w, r + 2w, …`` and the histograms and loss sums are all-reduced, so every rank
@@ -32,7 +33,7 @@ import torch
 
 from reproduce.score import SegScore, save_palette_png, seg_test_lines
 
-__all__ = ["EvalResult", "evaluate", "seg_tests", "share_with", "shard_indices"]
+__all__ = ["EvalResult", "evaluate", "seg_tests", "shard_indices"]
 
 
 @dataclass
@@ -254,33 +255,3 @@ def seg_tests(net, iteration: int, dataset, save_format: str | None = None, *, l
         for line in result.lines(iteration):
             log(line)
     return result
-
-
-def share_with(test_net, train_net) -> list[str]:
-    """Point ``test_net``'s parameters at ``train_net``'s tensors, layer by layer name.
-
-    Caffe's ``Net::ShareTrainedLayersWith``: layers of the test net absent from the training
-    net keep their own parameters; blob counts and shapes must agree. Returns the shared
-    layer names.
-    """
-    if hasattr(test_net, "share_with"):
-        return test_net.share_with(train_net)
-    from reproduce.net.layers import blob_attribute
-
-    shared = []
-    for name, blobs in test_net.params.items():
-        source = train_net.params.get(name)
-        if source is None:
-            continue
-        if len(source) != len(blobs):
-            raise ValueError(f"cannot share layer {name!r}: {len(source)} blobs in the training net, "
-                             f"{len(blobs)} in the test net")
-        layer = test_net.layer(name)
-        for i, (mine, theirs) in enumerate(zip(blobs, source)):
-            if tuple(mine.shape) != tuple(theirs.shape):
-                raise ValueError(f"cannot share layer {name!r} param {i}: shape {tuple(theirs.shape)} "
-                                 f"in the training net, {tuple(mine.shape)} in the test net")
-            setattr(layer, blob_attribute(i), theirs)
-            blobs[i] = theirs
-        shared.append(name)
-    return shared

@@ -17,7 +17,7 @@ from PIL import Image
 from reproduce.caffe.text import parse
 from reproduce.data import make_synthetic_dataset
 from reproduce.data.voc import VOC_CLASSES, VOCSegmentation
-from reproduce.evaluate import EvalResult, evaluate, seg_tests, shard_indices, share_with
+from reproduce.evaluate import EvalResult, evaluate, seg_tests, shard_indices
 from reproduce.net import Net
 
 ONE_LAYER = """
@@ -162,15 +162,6 @@ def test_seg_tests_prints_the_reference_lines(voc):
     for line, what in zip(lines, ("loss", "overall accuracy", "mean accuracy", "mean IU", "fwavacc")):
         assert line.startswith(">>> ") and f"Iteration 4000 {what} " in line
     assert float(lines[3].rsplit(" ", 1)[1]) == pytest.approx(result.mean_iu)
-
-
-def test_share_with_aliases_parameters():
-    train, test = one_layer_net(0), one_layer_net(1)
-    assert share_with(test, train) == ["score"]
-    with torch.no_grad():
-        train.params["score"][0].mul_(2.0)
-    assert test.params["score"][0] is train.params["score"][0]
-    assert test.layer("score").weight is train.params["score"][0]
 
 
 def test_shard_indices_cover_every_image_once():

@@ -235,6 +235,39 @@ def test_copy_from_file_error_names_the_file(tmp_path):
         small_net("train", weights=path)
 
 
+def test_share_with_uses_the_other_nets_tensors_by_layer_name():
+    train = small_net("train")
+    test = small_net("test", generator=torch.Generator().manual_seed(5))
+    keys = list(test.state_dict())
+    assert test.share_with(train) == ["conv", "up"]
+    assert test.params["conv"][0] is train.params["conv"][0] is test.layer("conv").weight
+    assert list(test.state_dict()) == keys
+    with torch.no_grad():
+        train.params["conv"][1].add_(1.0)  # what a solver step on the train net does
+    copied = small_net("test")
+    copied.copy_from(train.weights_dict())
+    inputs = feed(test)
+    with torch.no_grad():
+        assert torch.equal(test.forward(**inputs)["prob"], copied.forward(**inputs)["prob"])
+
+
+def test_share_with_keeps_layers_the_other_net_lacks_and_checks_blobs():
+    train = small_net("train")
+    renamed = small_net("test", text=SMALL.replace('name: "up"', 'name: "upsample"'))
+    own = renamed.layer("upsample").weight
+    assert renamed.share_with(train) == ["conv"]
+    assert renamed.layer("upsample").weight is own
+    wider = small_net("test", text=SMALL.replace("num_output: 3 kernel_size: 3",
+                                                 "num_output: 4 kernel_size: 3")
+                      .replace("num_output: 3 kernel_size: 1", "num_output: 4 kernel_size: 1"))
+    with pytest.raises(NetError, match=r"param 0 of layer 'conv'.*\(3, 2, 3, 3\).*\(4, 2, 3, 3\)"):
+        wider.share_with(train)
+    no_bias = small_net("test", text=SMALL.replace(" param { lr_mult: 2 decay_mult: 0 }", "")
+                        .replace("kernel_size: 3 pad: 1", "kernel_size: 3 pad: 1 bias_term: false"))
+    with pytest.raises(NetError, match="layer 'conv'.*number of blobs"):
+        no_bias.share_with(train)
+
+
 def test_blobs_embedded_in_the_net_definition_are_used():
     from reproduce.caffe.weights import blob_message
 

@@ -326,6 +326,36 @@ class Net(nn.Module):
                 with torch.no_grad():
                     target.copy_(data.reshape(target.shape))
 
+    def share_with(self, other: "Net") -> list[str]:
+        """Use ``other``'s parameter tensors for each layer of the same name; the shared names.
+
+        pycaffe's ``share_with`` (Caffe's ``Net::ShareTrainedLayersWith``), as a solver's test
+        nets use the train net's weights: the blobs become the same tensors, not copies, so
+        training ``other`` updates this net. Layers ``other`` lacks keep their own blobs; the
+        blob count and every shape must agree, as Caffe checks.
+        """
+        shared = []
+        for name, source in other.params.items():
+            if name not in self.params:
+                continue
+            mine = self.params[name]
+            if len(mine) != len(source):
+                raise NetError(f"cannot share layer {name!r} of net {self.name!r}: incompatible "
+                               f"number of blobs ({len(source)} in net {other.name!r}, "
+                               f"{len(mine)} here)")
+            for j, blob in enumerate(source):
+                if tuple(mine[j].shape) != tuple(blob.shape):
+                    raise NetError(f"cannot share param {j} of layer {name!r}; shape mismatch. "
+                                   f"Source param shape is {tuple(blob.shape)} (net "
+                                   f"{other.name!r}); target param shape is "
+                                   f"{tuple(mine[j].shape)} (net {self.name!r})")
+            layer = self._layers[name]
+            for j, blob in enumerate(source):
+                setattr(layer, blob_attribute(j), blob)
+                mine[j] = blob
+            shared.append(name)
+        return shared
+
     def weights_dict(self) -> "OrderedDict[str, list[np.ndarray]]":
         """``{layer: [blob arrays]}`` in net and Caffe blob order (what a caffemodel stores)."""
         return OrderedDict((name, [blob.detach().cpu().numpy().copy() for blob in blobs])

@@ -155,7 +155,7 @@ class SGDSolver:
                 net = self._build_net(net_param, ("TEST", rule))
                 for path in self._weights_files:
                     net.copy_from(_read_weights(path))
-                share_trained_layers(net, self.net)
+                net.share_with(self.net)
                 self._test_nets.append(net)
                 self._test_feeders.append(InputFeeder(net, self.solver_dir, self.data_root_overrides))
         return self._test_nets
@@ -551,27 +551,6 @@ def learnable_params(net) -> list[tuple[torch.nn.Parameter, np.float32, np.float
             seen.add(id(blob))
             result.append((blob, f32(lr_mult), f32(decay_mult)))
     return result
-
-
-def share_trained_layers(target, source) -> None:
-    """Caffe's ``Net::ShareTrainedLayersWith``: ``target`` uses ``source``'s tensors by layer name."""
-    from reproduce.net import blob_attribute
-
-    for name, blobs in source.params.items():
-        if name not in target.params:
-            continue
-        mine = target.params[name]
-        if len(mine) != len(blobs):
-            raise SolverConfigError(f"incompatible number of blobs for layer {name!r}: the train "
-                                    f"net has {len(blobs)}, the test net {len(mine)}")
-        # (reproduce.net.Net exposes no sharing call; its layers hold blobs under blob_attribute)
-        for j, blob in enumerate(blobs):
-            if tuple(mine[j].shape) != tuple(blob.shape):
-                raise SolverConfigError(f"cannot share param {j} of layer {name!r}: shape "
-                                        f"{tuple(blob.shape)} in the train net, "
-                                        f"{tuple(mine[j].shape)} in the test net")
-            setattr(target.layer(name), blob_attribute(j), blob)
-            mine[j] = blob
 
 
 def _read_net(path: Path) -> Message:
