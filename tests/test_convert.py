@@ -139,3 +139,16 @@ def test_fcn_module_loads_a_converted_pth(golden, tmp_path):
     with torch.no_grad():
         score = model(torch.from_numpy(reference["blob/data"])).numpy()
     assert np.abs(score - reference["blob/score"]).max() <= 1e-5 * np.abs(reference["blob/score"]).max()
+
+
+def test_forward_command_refuses_an_input_with_other_channels_in_one_line(tmp_path, capsys):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text('name: "n"\n'
+                        'layer { name: "input" type: "Input" top: "data"\n'
+                        '        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+                        '        convolution_param { num_output: 2 kernel_size: 3 } }\n')
+    np.savez(tmp_path / "in.npz", data=np.zeros((1, 4, 8, 8), np.float32))
+    assert main(["forward", "--prototxt", str(prototxt), "--input", str(tmp_path / "in.npz")]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "layer 'conv' (Convolution)" in err[0] and "(1, 4, 8, 8)" in err[0]

@@ -142,6 +142,16 @@ def test_missing_input_is_reported():
         net.forward(data=np.zeros((1, 2, 6, 6), np.float32))
 
 
+def test_input_with_other_channels_is_an_error_naming_the_layer_and_shapes():
+    net = small_net("test")
+    with pytest.raises(NetError, match=r"layer 'conv' \(Convolution\) failed on bottoms "
+                                       r"\{'data': \(1, 3, 6, 6\)\}.*channels.*"
+                                       r"Inputs \['data'\] were fed with shapes \[\(1, 3, 6, 6\)\], "
+                                       r"but the net was built for \[\(1, 2, 6, 6\)\]"):
+        net.forward(data=np.zeros((1, 3, 6, 6), np.float32), label=np.zeros((1, 1, 6, 6)))
+    net.forward(data=np.zeros((1, 2, 9, 4), np.float32), label=np.zeros((1, 1, 9, 4)))  # other H×W
+
+
 # --------------------------------------------------------------------------- loss and gradients
 
 def test_loss_weight_scales_loss_and_gradient():

@@ -384,11 +384,15 @@ class Net(nn.Module):
         bands: dict[str, Any] = {}
         for step in self._plan:
             args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
-            if self._constant_band:
-                tops, top_bands = step.layer.forward_banded(args, [bands.get(b) for b in step.bottoms])
-                bands.update(zip(step.tops, top_bands))
-            else:
-                tops = step.layer(*args)
+            try:
+                if self._constant_band:
+                    tops, top_bands = step.layer.forward_banded(
+                        args, [bands.get(b) for b in step.bottoms])
+                    bands.update(zip(step.tops, top_bands))
+                else:
+                    tops = step.layer(*args)
+            except RuntimeError as err:  # torch's refusal, e.g. an input with other channels
+                raise self._layer_failure(step, args, inputs, err) from err
             for top, value in zip(step.tops, tops):
                 blobs[top] = value
             if release:
@@ -404,6 +408,23 @@ class Net(nn.Module):
         # outputs in the standard layout whatever ran inside (a channels-last view would
         # surprise code that calls .view() on them)
         return {name: blobs[name].contiguous() for name in self.outputs}
+
+    def _layer_failure(self, step: _Step, args: list[torch.Tensor], inputs: Mapping[str, Any],
+                       err: RuntimeError) -> NetError:
+        """A layer's runtime failure as a NetError naming the layer and its bottoms' shapes."""
+        layer = step.layer.layer_param
+        bottoms = {b: tuple(a.shape) for b, a in zip(step.bottoms, args)}
+        message = f"layer {layer.name!r} ({layer.type}) failed on bottoms {bottoms}: {err}"
+        fed = {name: tuple(np.shape(inputs[name])) for name in self.inputs}
+        built = {name: self.blob_shapes[name] for name in self.inputs}
+        changed = [name for name in self.inputs
+                   if len(fed[name]) != len(built[name]) or fed[name][1:2] != built[name][1:2]]
+        if changed:
+            message += (f". Inputs {changed} were fed with shapes {[fed[n] for n in changed]}, "
+                        f"but the net was built for {[built[n] for n in changed]}: an input's "
+                        f"axes and channels are fixed when the net is built (input_shapes= sets "
+                        f"them; register_python_data_layer declares a Python data layer's)")
+        return NetError(message)
 
     def _runs_channels_last(self) -> bool:
         if self._channels_last is None:
