@@ -151,4 +151,4 @@ def test_forward_command_refuses_an_input_with_other_channels_in_one_line(tmp_pa
     np.savez(tmp_path / "in.npz", data=np.zeros((1, 4, 8, 8), np.float32))
     assert main(["forward", "--prototxt", str(prototxt), "--input", str(tmp_path / "in.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "layer 'conv' (Convolution)" in err[0] and "(1, 4, 8, 8)" in err[0]
+    assert len(err) == 1 and "in.npz: layer 'conv' (Convolution)" in err[0] and "(1, 4, 8, 8)" in err[0]

@@ -152,6 +152,20 @@ def test_input_with_other_channels_is_an_error_naming_the_layer_and_shapes():
     net.forward(data=np.zeros((1, 2, 9, 4), np.float32), label=np.zeros((1, 1, 9, 4)))  # other H×W
 
 
+@pytest.mark.parametrize("data, message", [
+    (np.zeros((2, 6, 6), np.float32), r"input 'data' has 3 axes \(2, 6, 6\); net 'small' was built "
+                                      r"for 4 \(1, 2, 6, 6\)"),
+    (np.full((1, 2, 6, 6), "a"), r"input 'data' has dtype <U1"),
+    (np.zeros((1, 2, 6, 6), np.complex64), r"input 'data' has dtype complex64"),
+    (torch.zeros((1, 2, 6, 6), dtype=torch.complex64), r"input 'data' is complex"),
+])
+def test_inputs_that_are_not_real_arrays_of_the_built_axes_are_refused(data, message):
+    net = small_net("test")
+    with pytest.raises(NetError, match=message):
+        net.forward(data=data, label=np.zeros((1, 1, 6, 6)))
+    net.forward(data=np.ones((1, 2, 6, 6), np.int64), label=np.zeros((1, 1, 6, 6), bool))
+
+
 # --------------------------------------------------------------------------- loss and gradients
 
 def test_loss_weight_scales_loss_and_gradient():

@@ -28,15 +28,18 @@ def run(args: argparse.Namespace) -> int:
     import torch
 
     from reproduce.convert import load_weights
-    from reproduce.net import Net
+    from reproduce.net import Net, NetError
 
     inputs = _read_inputs(args.input)
     net = Net(args.prototxt, phase=args.phase)
     if args.weights is not None:
         net.copy_from(load_weights(args.weights))
     with torch.no_grad():
-        outputs = net.forward(**{name: array for name, array in inputs.items() if name in net.inputs
-                                 or name not in net.blobs})
+        try:
+            outputs = net.forward(**{name: array for name, array in inputs.items()
+                                     if name in net.inputs or name not in net.blobs})
+        except NetError as err:
+            raise UserError(f"{args.input}: {err}") from None
     if args.blobs == "outputs":
         chosen = dict(outputs)
     elif args.blobs == "all":

@@ -374,7 +374,12 @@ class Net(nn.Module):
         blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
         device = self._device()
         for name in self.inputs:
-            blob = _as_float_tensor(inputs[name], device)
+            blob = _as_float_tensor(inputs[name], device, name)
+            built = self.blob_shapes[name]
+            if blob.dim() != len(built):
+                raise NetError(f"input {name!r} has {blob.dim()} axes {tuple(blob.shape)}; net "
+                               f"{self.name!r} was built for {len(built)} {built} (only sizes "
+                               f"may change between passes; input_shapes= sets the axes)")
             if blob.dim() == 4 and self._runs_channels_last():
                 blob = blob.contiguous(memory_format=torch.channels_last)
             if self.force_backward and torch.is_grad_enabled():
@@ -540,7 +545,14 @@ def _shape_equals(target: Shape, source: Shape) -> bool:
     return len(source) == 4 and len(target) <= 4 and (1,) * (4 - len(target)) + target == source
 
 
-def _as_float_tensor(value: Any, device: torch.device) -> torch.Tensor:
+def _as_float_tensor(value: Any, device: torch.device, name: str) -> torch.Tensor:
+    """An input as float32 (Caffe's blobs are float); booleans, integers and floats only."""
     if isinstance(value, torch.Tensor):
+        if value.is_complex():
+            raise NetError(f"input {name!r} is complex ({value.dtype}); blobs hold real numbers")
         return value.to(device=device, dtype=torch.float32)
-    return torch.as_tensor(np.asarray(value, dtype=np.float32), device=device)
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise NetError(f"input {name!r} has dtype {array.dtype}, which is not a number type "
+                       f"float32 can hold")
+    return torch.as_tensor(array.astype(np.float32, copy=False), device=device)
