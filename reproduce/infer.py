@@ -4,8 +4,9 @@ Per image (any size; the net runs at the image's native size):
 
 * preprocessing of ``infer.py``: ``PIL.Image.open`` → float32 array → RGB to BGR → minus the
   mean ``(104.00698793, 116.66876762, 122.67891434)`` (the constants ``infer.py`` spells out,
-  subtracted in place so the float64 mean rounds back to float32 as there) → C×H×W; images
-  that are not RGB (grey, RGBA, palette) are converted to RGB first;
+  subtracted in place so the float64 mean rounds back to float32 as there) → C×H×W; 8-bit
+  images that are not RGB (grey, RGBA, palette) are converted to RGB first, and images of
+  more than 8 bits per channel are refused (PIL would clip them to 0–255);
 * forward of the deploy net, ``argmax`` over the classes of ``score``;
 * ``<stem>.png``: the label map as a palette PNG in the PASCAL VOC colours (its RGB is
   ``vis.color_seg``'s, what the reference saves as ``demo/output.png``);
@@ -28,8 +29,21 @@ INFER_MEAN_BGR = (104.00698793, 116.66876762, 122.67891434)
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".ppm", ".pgm", ".tif", ".tiff", ".webp")
 
 
+class UnsupportedImageError(ValueError):
+    """A readable image the nets cannot take as it is."""
+
+
+# PIL's conversion to RGB clips these to 0..255 without a word
+_WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
+
+
 def load_rgb(path: str | Path) -> Image.Image:
+    """The image as 8-bit RGB; 16-bit, 32-bit and float images are refused, not clipped."""
     with Image.open(path) as image:
+        if image.mode in _WIDE_MODES:
+            raise UnsupportedImageError(f"{path}: a {image.mode} image (more than 8 bits per "
+                                        f"channel); the nets take 8-bit RGB, so convert it "
+                                        f"first, choosing how its range maps to 0–255")
         return image.convert("RGB") if image.mode != "RGB" else image.copy()
 
 
@@ -141,6 +155,8 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
     for path in iterator:
         try:
             image = load_rgb(path)
+        except UnsupportedImageError:
+            raise
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
         seg = predict(net, preprocess(image))

@@ -137,6 +137,24 @@ def test_infer_command_errors_are_one_line(tiny_fcn8s, tmp_path, capsys):
     assert main(["infer", "--net", "fcn4s", "--weights", str(weights_path), str(image), "-o", str(tmp_path / "o")]) == 2
 
 
+@pytest.mark.parametrize("array", [np.full((20, 30), 1000, np.uint16),
+                                   np.full((20, 30), 0.5, np.float32)], ids=["16-bit", "float"])
+def test_images_of_more_than_8_bits_are_refused_not_clipped(tiny_fcn8s, tmp_path, capsys, array):
+    weights_path, _ = tiny_fcn8s
+    image = tmp_path / ("wide.png" if array.dtype == np.uint16 else "wide.tiff")
+    Image.fromarray(array).save(image)
+    assert main(["infer", "--weights", str(weights_path), str(image), "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and f"{image}: a " in err[0] and "more than 8 bits per channel" in err[0]
+    assert not (tmp_path / "o" / "wide.png").exists()
+    grey = tmp_path / "grey.png"  # 8-bit images of other modes are converted, as before
+    Image.fromarray(np.full((20, 30), 7, np.uint8)).save(grey)
+    assert main(["infer", "--weights", str(weights_path), str(grey), "-o", str(tmp_path / "o"),
+                 "--quiet"]) == 0
+    assert (tmp_path / "o" / "grey.png").exists()
+
+
 def test_collect_images_keeps_order_and_rejects_clashes(tmp_path):
     from reproduce.infer import infer_images
 
