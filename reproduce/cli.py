@@ -33,7 +33,8 @@ class UserError(Exception):
 # Errors that mean "your input is wrong", printed as one line. Loaded only if their module is.
 USER_ERRORS = (
     "reproduce.caffe.errors:CaffeFormatError", "reproduce.surgery:SurgeryError",
-    "reproduce.data.errors:DatasetError", "reproduce.data.param_str:ParamStrError",
+    "reproduce.data.errors:DatasetError", "reproduce.data.errors:SampleError",
+    "reproduce.data.param_str:ParamStrError",
     "reproduce.data.registry:UnknownDataLayerError", "reproduce.net.net:NetError",
     "reproduce.net.layers.base:LayerError", "reproduce.net.layers.registry:UnsupportedLayerError",
     "reproduce.net.coord_map:CoordMapError", "reproduce.net.spec:SpecError",

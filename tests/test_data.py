@@ -11,7 +11,7 @@ import pytest
 import scipy.io
 from PIL import Image
 
-from reproduce.data import (DatasetError, ParamStrError, ReferenceSampler, SBDSegmentation,
+from reproduce.data import (DatasetError, ParamStrError, SampleError, ReferenceSampler, SBDSegmentation,
                             UnknownDataLayerError, VOCSegmentation, classification_samples,
                             make_data_source, make_synthetic_dataset, parse_param_str)
 from reproduce.data.nyud import NYUDSegmentation
@@ -170,6 +170,20 @@ def test_grayscale_image_and_malformed_mat_are_named(synth, tmp_path):
         dataset.load(sample_id)
     with pytest.raises(ValueError, match=rf"{synth.train_ids[1]}\.mat: not an SBD class label"):
         dataset.load(synth.train_ids[1])
+
+
+@pytest.mark.parametrize("content", [b"garbage" * 10, b"", b"MATLAB 5.0 MAT-file" + b"\0" * 200],
+                         ids=["garbage", "empty", "truncated"])
+def test_an_unreadable_sample_is_a_sample_error_naming_the_sample_and_file(synth, tmp_path, content):
+    root = shutil.copytree(synth.sbdd_dir, tmp_path / "sbd")
+    sample_id = synth.train_ids[1]
+    (root / "cls" / f"{sample_id}.mat").write_bytes(content)
+    dataset = SBDSegmentation(root, "train")
+    index = dataset.ids.index(sample_id)
+    with pytest.raises(SampleError, match=rf"SBD sample '{sample_id}' of .*train\.txt: .*"
+                                          rf"{sample_id}\.mat"):
+        dataset[index]
+    dataset[dataset.ids.index(synth.train_ids[0])]  # the other samples still load
 
 
 # -- sample order ---------------------------------------------------------------------------------

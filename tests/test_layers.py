@@ -326,6 +326,18 @@ def test_softmax_loss_normalizer_is_at_least_one():
     assert float(loss) == 0.0
 
 
+@pytest.mark.parametrize("value, shown", [(4, "4"), (-1, "-1"), (254, "254"), (math.nan, "nan")])
+def test_softmax_loss_refuses_labels_outside_the_classes_naming_the_layer(value, shown):
+    labels = np.zeros((1, 1, 2, 2), np.float32)
+    labels[0, 0, 1, 0] = value
+    layer = loss_layer((1, 4, 2, 2), labels.shape, ignore_label=255)
+    with pytest.raises(LayerError, match=rf"layer '\w+' \(SoftmaxWithLoss\): label value {shown} "
+                                         rf"out of range \[0, 4\) \(and not the ignore_label 255\)"):
+        layer(torch.zeros(1, 4, 2, 2), t(labels))
+    labels[0, 0, 1, 0] = 255
+    layer(torch.zeros(1, 4, 2, 2), t(labels))
+
+
 def test_softmax_loss_caps_underflowed_probabilities_at_flt_min():
     scores = np.zeros((1, 3, 1, 2), np.float32)
     scores[0, 0] = 200.0  # class 0 dominates: softmax of classes 1, 2 underflows to exactly 0

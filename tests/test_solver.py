@@ -744,3 +744,29 @@ def test_diffs_must_match_the_blobs(tmp_path):
         with pytest.raises(ValueError, match="diffs are for layers"):
             write(tmp_path / "m", weights, diffs={})
     assert not (tmp_path / "m").exists()
+
+
+def test_a_label_outside_the_classes_names_the_sample_being_trained_on(tmp_path):
+    from reproduce.data import make_synthetic_dataset
+    from reproduce.data.synthetic import write_sbd_label
+    from reproduce.net import LayerError
+
+    data = make_synthetic_dataset(tmp_path / "data", n_train=2, n_val=1, seed=3, sides=(24, 24))
+    ids = (data.sbdd_dir / "train.txt").read_text().split()
+    bad_label = np.zeros((24, 24), np.uint8)
+    bad_label[3, 4] = 30  # not one of the 3 classes, nor the ignore label
+    for sample_id in ids:
+        write_sbd_label(data.sbdd_dir / "cls" / f"{sample_id}.mat", bad_label)
+    net_text = TINY_NET.replace(
+        'layer { name: "input" type: "Input" top: "data" top: "label"\n'
+        '        input_param { shape { dim: 2 dim: 3 dim: 6 dim: 7 } shape { dim: 2 dim: 1 dim: 6 dim: 7 } } }',
+        'layer { name: "data" type: "Python" top: "data" top: "label"\n'
+        '        python_param { module: "voc_layers" layer: "SBDDSegDataLayer"\n'
+        f'          param_str: "{{\\\'sbdd_dir\\\': \\\'{data.sbdd_dir}\\\', \\\'seed\\\': 1, '
+        '\\\'split\\\': \\\'train\\\', \\\'mean\\\': (104.0, 116.7, 122.7)}" } }')
+    assert 'type: "Python"' in net_text
+    solver = SGDSolver(write_tiny(tmp_path, TINY_SOLVER, net_text))
+    with pytest.raises(LayerError, match=r"layer 'loss' \(SoftmaxWithLoss\): label value 30 out of "
+                                         r"range \[0, 3\).*net 'tiny' was running on sample "
+                                         r"'synth_0000\d' of data layer 'data'"):
+        solver.step(1)

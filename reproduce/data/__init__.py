@@ -6,7 +6,7 @@ preprocessing, the same order. ``make_data_source`` builds one from a prototxt's
 ``python_param``; ``make_synthetic_dataset`` writes a small learnable dataset in the VOC
 and SBD layouts. Imports no torch (``reproduce.data.torch_loader`` is the torch bridge).
 """
-from .errors import DatasetError
+from .errors import DatasetError, SampleError
 from .param_str import ParamStrError, parse_param_str
 from .registry import DATA_LAYERS, DataSource, UnknownDataLayerError, make_data_source
 from .sampler import ReferenceSampler
@@ -14,7 +14,7 @@ from .synthetic import SyntheticDataset, classification_samples, make_synthetic_
 from .voc import VOC_CLASSES, VOC_MEAN_BGR, SBDSegmentation, VOCSegmentation
 
 __all__ = [
-    "DatasetError", "ParamStrError", "parse_param_str", "DATA_LAYERS", "DataSource",
+    "DatasetError", "SampleError", "ParamStrError", "parse_param_str", "DATA_LAYERS", "DataSource",
     "UnknownDataLayerError", "make_data_source", "ReferenceSampler", "SyntheticDataset",
     "classification_samples", "make_synthetic_dataset", "VOC_CLASSES", "VOC_MEAN_BGR",
     "SBDSegmentation", "VOCSegmentation",

@@ -3,7 +3,8 @@
 A ``SplitDataset`` reads its split file in file order (as the reference layers do), checks
 up front that the directory has the layout it expects (raising ``DatasetError`` with the
 layout and the first missing file), and loads sample ``i`` as a tuple of arrays, one per
-top, without the batch axis.
+top, without the batch axis; a sample file that exists but cannot be loaded is a
+``SampleError`` naming the sample and the file.
 """
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from typing import Iterable
 
 import numpy as np
 
-from .errors import DatasetError
+from .errors import DatasetError, SampleError
 from .preprocess import read_split
 
 
@@ -68,7 +69,14 @@ class SplitDataset:
         return len(self.ids)
 
     def __getitem__(self, index: int) -> tuple[np.ndarray, ...]:
-        return self.load(self.ids[index])
+        sample_id = self.ids[index]
+        try:
+            return self.load(sample_id)
+        except (DatasetError, SampleError):
+            raise
+        except Exception as err:  # whatever PIL, scipy or numpy raise on a bad file
+            raise SampleError(f"{self.dataset_name} sample {sample_id!r} of {self.split_path()}: "
+                              f"{type(err).__name__}: {err}") from err
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({str(self.root)!r}, split={self.split!r}, n={len(self)})"

@@ -16,3 +16,11 @@ class DatasetError(ValueError):
         self.problem = problem
         super().__init__(f"{dataset} dataset at {root}: {problem}\n"
                          f"expected layout:\n{layout}")
+
+
+class SampleError(ValueError):
+    """A sample whose files exist but cannot be loaded (corrupt, wrong shape or size).
+
+    The message names the dataset, the sample id and the split list it came from, then what
+    went wrong (which itself names the file).
+    """

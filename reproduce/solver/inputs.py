@@ -23,6 +23,8 @@ from collections import OrderedDict
 from pathlib import Path
 from typing import Any, Callable, Mapping, Union
 
+from reproduce.net import LayerError, NetError
+
 from .errors import SolverConfigError
 
 Feed = Union[Mapping[str, Any], Callable[[], Mapping[str, Any]], None]
@@ -38,6 +40,7 @@ class InputFeeder:
         self.sources: "OrderedDict[str, Any]" = OrderedDict()   # layer name → DataSource
         self.source_tops: dict[str, list[str]] = {}              # layer name → its tops
         self.source_errors: dict[str, Exception] = {}            # layer name → why it has none
+        self.fed_samples: dict[str, str] = {}                    # layer name → id last fed
         for name, layer in getattr(net, "layer_dict", {}).items():
             if layer.layer_type != "Python" or not set(layer.layer_param.top) <= set(self.inputs):
                 continue
@@ -60,6 +63,7 @@ class InputFeeder:
     def next(self, feed: Feed = None) -> dict[str, Any]:
         """The inputs of the next forward pass."""
         given: dict[str, Any] = dict(self.held)
+        self.fed_samples = {}
         if callable(feed):
             produced = feed()
             unknown = [name for name in produced if name not in self.inputs]
@@ -77,6 +81,7 @@ class InputFeeder:
             if source is None:
                 raise SolverConfigError(f"net {self.net_name!r}: no data for the tops {tops} of "
                                         f"Python layer {layer!r}: {self.source_errors[layer]}")
+            self.fed_samples[layer] = source.next_id
             arrays = source.next()
             if len(arrays) != len(tops):
                 raise SolverConfigError(f"layer {layer!r} has tops {tops} but its data source "
@@ -88,6 +93,18 @@ class InputFeeder:
             raise SolverConfigError(f"net {self.net_name!r}: inputs {missing} were never fed; "
                                     f"pass feed={{name: array}} (or a callable) to step()")
         return {name: given[name] for name in self.inputs}
+
+    def forward(self, net, feed: Feed = None) -> dict[str, Any]:
+        """``net(**self.next(feed))``; a layer's refusal of the data names the samples fed."""
+        inputs = self.next(feed)
+        try:
+            return net(**inputs)
+        except (LayerError, NetError) as err:
+            if not self.fed_samples:
+                raise
+            samples = ", ".join(f"sample {sample!r} of data layer {layer!r}"
+                                for layer, sample in self.fed_samples.items())
+            raise type(err)(f"{err} (net {self.net_name!r} was running on {samples})") from None
 
     # -- state ------------------------------------------------------------------------
     def state_dict(self) -> dict:

@@ -193,7 +193,7 @@ class SGDSolver:
         loss = f32(0)
         with torch.no_grad():
             for _ in range(iterations):
-                outputs = net(**feeder.next(feed))
+                outputs = feeder.forward(net, feed)
                 if self.param.test_compute_loss:
                     loss = f32(loss + f32(net.loss.item()))
                 for name, value in outputs.items():
@@ -284,7 +284,7 @@ class SGDSolver:
         loss = f32(0)
         outputs: dict[str, torch.Tensor] = {}
         for _ in range(iter_size):
-            outputs = self.net(**self.feeder.next(feed))
+            outputs = self.feeder.forward(self.net, feed)
             loss = f32(loss + f32(self.net.loss.item()))
             self.net.backward()
         # Caffe: ``loss /= param_.iter_size()``, a float divided by an int
@@ -368,7 +368,7 @@ class SGDSolver:
                 self.feeder.hold(feed)
                 feed = None
             with torch.no_grad():
-                self.net(**self.feeder.next(feed))
+                self.feeder.forward(self.net, feed)
             self._update_smoothed_loss(f32(self.net.loss.item()))
             log.info("Iteration %d, loss = %g", self.iter, self._smoothed_loss)
         if p.test_interval and self.iter % p.test_interval == 0:

@@ -72,7 +72,8 @@ class SoftmaxLossFunction(torch.autograd.Function):
             label, dtype=torch.bool)
         bad = valid & ((label < 0) | (label >= classes))
         if bool(bad.any()):
-            raise ValueError(f"label value {int(label[bad][0])} out of range [0, {classes}) "
+            value = float(labels.detach().reshape(outer, inner)[bad][0])
+            raise ValueError(f"label value {value:g} out of range [0, {classes}) "
                              f"(and not the ignore_label {ignore_label})")
         index = torch.where(valid, label, torch.zeros_like(label)).unsqueeze(1)
         picked = prob.reshape(outer, classes, inner).gather(1, index).squeeze(1)
@@ -121,8 +122,11 @@ class SoftmaxWithLoss(CaffeLayer):
         return [()] + [scores] * (len(self.layer_param.top) - 1)
 
     def forward(self, scores, labels):
-        loss, prob = SoftmaxLossFunction.apply(scores, labels, self.axis, self.ignore_label,
-                                               self.mode)
+        try:
+            loss, prob = SoftmaxLossFunction.apply(scores, labels, self.axis, self.ignore_label,
+                                                   self.mode)
+        except ValueError as err:  # labels that do not fit the scores
+            raise self.error(str(err)) from None
         return (loss, prob) if len(self.layer_param.top) == 2 else (loss,)
 
     def extra_repr(self):
