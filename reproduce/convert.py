@@ -49,13 +49,42 @@ def state_dict_to_weights(state: Mapping[str, torch.Tensor], source: str = "<sta
             raise WeightsError("not a Caffe blob name (expected <layer>.weight, <layer>.bias or "
                                "<layer>.blob<i>)", source, f"key {key!r}")
         index = {"weight": 0, "bias": 1}.get(m["blob"], int(m["index"] or 0))
-        indexed.setdefault(m["layer"], {})[index] = tensor.detach().cpu().numpy().astype(np.float32, copy=False)
+        indexed.setdefault(m["layer"], {})[index] = _blob_array(tensor, source, key)
     weights = OrderedDict()
     for layer, blobs in indexed.items():
         if sorted(blobs) != list(range(len(blobs))):
             raise WeightsError(f"blob indices {sorted(blobs)} have a gap", source, f"layer {layer!r}")
         weights[layer] = [blobs[i] for i in range(len(blobs))]
     return weights
+
+
+def _blob_array(value, source: str, key: str) -> np.ndarray:
+    """A state_dict entry as a float32 blob: real tensors or arrays only (blobs are float)."""
+    import torch
+
+    if isinstance(value, torch.Tensor):
+        value = value.detach().cpu().numpy()
+    if not isinstance(value, np.ndarray):
+        raise WeightsError(f"holds a value of type {type(value).__name__}, not a tensor", source,
+                           f"key {key!r}")
+    if value.dtype.kind not in "biuf":
+        raise WeightsError(f"a {value.dtype} tensor; Caffe blobs hold real numbers", source,
+                           f"key {key!r}")
+    return value.astype(np.float32, copy=False)
+
+
+def check_weights_fit(net_param, weights: Mapping[str, Sequence[np.ndarray]], source: str) -> None:
+    """Raise ``NetError`` unless Caffe's ``CopyTrainedLayersFrom`` would load ``weights`` into
+    the net: every layer the net has in either phase gets as many blobs as it holds, each of
+    its shape (a legacy 4-axis shape where Caffe accepts one). Layers the net lacks are
+    ignored, as Caffe ignores them."""
+    from reproduce.net import Net
+
+    phases = ["test"]
+    if any(layer.include or layer.exclude for layer in net_param.layer):
+        phases.append("train")
+    for phase in phases:
+        Net(net_param, phase=phase).copy_from(weights, name=source)
 
 
 def is_caffe_weights(path: str | os.PathLike) -> bool:

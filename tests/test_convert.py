@@ -152,3 +152,34 @@ def test_forward_command_refuses_an_input_with_other_channels_in_one_line(tmp_pa
     assert main(["forward", "--prototxt", str(prototxt), "--input", str(tmp_path / "in.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "in.npz: layer 'conv' (Convolution)" in err[0] and "(1, 4, 8, 8)" in err[0]
+
+
+@pytest.mark.parametrize("state, message", [
+    ({"conv.weight": torch.zeros(2, 3, 3, 3)},
+     "w.pth: incompatible number of blobs for layer 'conv': the file has 1, the net 2"),
+    ({"conv.weight": torch.zeros(2, 3, 5, 5), "conv.bias": torch.zeros(2)},
+     "w.pth: cannot copy param 0 weights from layer 'conv'; shape mismatch"),
+    ({"conv.weight": torch.zeros(2, 3, 3, 3, dtype=torch.complex64), "conv.bias": torch.zeros(2)},
+     "w.pth: key 'conv.weight': a complex64 tensor; Caffe blobs hold real numbers"),
+    ({"conv.weight": 3, "conv.bias": torch.zeros(2)},
+     "w.pth: key 'conv.weight': holds a value of type int, not a tensor"),
+], ids=["missing-bias", "other-shape", "complex", "not-a-tensor"])
+def test_a_pth_that_does_not_fit_the_prototxt_writes_no_caffemodel(tmp_path, capsys, state, message):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text('name: "n"\n'
+                        'layer { name: "input" type: "Input" top: "data"\n'
+                        '        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+                        '        convolution_param { num_output: 2 kernel_size: 3 } }\n')
+    torch.save(state, tmp_path / "w.pth")
+    out = tmp_path / "w.caffemodel"
+    assert main(["convert", str(tmp_path / "w.pth"), "-o", str(out), "--prototxt", str(prototxt),
+                 "--quiet"]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and message in err[0]
+    assert not out.exists()
+    state = {"conv.weight": torch.ones(2, 3, 3, 3), "conv.bias": torch.arange(2.0)}
+    torch.save(state, tmp_path / "w.pth")
+    assert main(["convert", str(tmp_path / "w.pth"), "-o", str(out), "--prototxt", str(prototxt),
+                 "--quiet"]) == 0
+    assert read_weights(out)["conv"][1].tolist() == [0.0, 1.0]

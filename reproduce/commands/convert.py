@@ -3,7 +3,8 @@
 ``SRC`` → ``DST`` by their file names. A ``.pth`` is a plain state_dict (``<layer>.weight``,
 ``<layer>.bias``, ``<layer>.blob<i>``) in the shapes Caffe holds after its legacy upgrade.
 Writing a caffemodel needs ``--prototxt NET`` (its layer definitions go into the file, as
-Caffe's ``Net.save`` writes them).
+Caffe's ``Net.save`` writes them); the weights must then fit NET as Caffe's
+``CopyTrainedLayersFrom`` checks (blob count and shapes per layer), or nothing is written.
 
 With ``--prototxt NET`` and a Caffe ``SRC`` the weights are *transplanted* into NET's
 parameter layout as the reference surgery does — copied where shapes match, coerced by flat
@@ -28,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reproduce.convert import is_caffe_weights, load_weights, save_weights
+    from reproduce.convert import check_weights_fit, is_caffe_weights, load_weights, save_weights
 
     if args.src.resolve() == args.out.resolve():
         raise UserError(f"{args.out}: destination is the source file")
@@ -42,6 +43,8 @@ def run(args: argparse.Namespace) -> int:
         if is_caffe_weights(args.src):
             weights = transplant_into(net_param, weights, interp=not args.no_interp,
                                       log=(lambda line: None) if args.quiet else print)
+        else:  # never write a caffemodel that Caffe would refuse to load into NET
+            check_weights_fit(net_param, weights, str(args.src))
     elif args.out.name.lower().endswith((".caffemodel", ".h5", ".hdf5")) and not is_caffe_weights(args.src):
         raise UserError(f"{args.out}: writing a caffemodel from {args.src.name} needs --prototxt NET "
                         "(the layer definitions Caffe stores beside the blobs)")

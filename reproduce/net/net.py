@@ -300,13 +300,17 @@ class Net(nn.Module):
         return OrderedDict(self._layers)
 
     # ------------------------------------------------------------------ weights
-    def copy_from(self, weights: str | os.PathLike | Mapping[str, Sequence[Any]]) -> None:
-        """Copy parameter blobs by layer name, as Caffe's ``CopyTrainedLayersFrom``."""
-        source = "<dict>"
+    def copy_from(self, weights: str | os.PathLike | Mapping[str, Sequence[Any]], *,
+                  name: str | None = None) -> None:
+        """Copy parameter blobs by layer name, as Caffe's ``CopyTrainedLayersFrom``.
+
+        ``name`` is what errors call the weights (default: the path, or ``<dict>``).
+        """
+        source = name or "<dict>"
         if isinstance(weights, (str, os.PathLike)):
             from reproduce.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
 
-            source = os.fspath(weights)
+            source = name or os.fspath(weights)
             weights = load_weights(weights)
         for name, arrays in weights.items():
             if name not in self._layers:
