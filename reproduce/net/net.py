@@ -312,19 +312,19 @@ class Net(nn.Module):
 
             source = name or os.fspath(weights)
             weights = load_weights(weights)
-        for name, arrays in weights.items():
-            if name not in self._layers:
+        for layer_name, arrays in weights.items():
+            if layer_name not in self._layers:
                 continue  # Caffe: "Ignoring source layer"
-            targets = self._layers[name].blobs()
+            targets = self._layers[layer_name].blobs()
             arrays = list(arrays)
             if len(arrays) != len(targets):
-                raise NetError(f"{source}: incompatible number of blobs for layer {name!r}: "
+                raise NetError(f"{source}: incompatible number of blobs for layer {layer_name!r}: "
                                f"the file has {len(arrays)}, the net {len(targets)}")
             for j, (array, target) in enumerate(zip(arrays, targets)):
                 data = torch.as_tensor(np.asarray(array, dtype=np.float32))
                 if not _shape_equals(tuple(target.shape), tuple(data.shape)):
                     raise NetError(f"{source}: cannot copy param {j} weights from layer "
-                                   f"{name!r}; shape mismatch. Source param shape is "
+                                   f"{layer_name!r}; shape mismatch. Source param shape is "
                                    f"{tuple(data.shape)}; target param shape is "
                                    f"{tuple(target.shape)}")
                 with torch.no_grad():
@@ -426,13 +426,12 @@ class Net(nn.Module):
         message = f"layer {layer.name!r} ({layer.type}) failed on bottoms {bottoms}: {err}"
         fed = {name: tuple(np.shape(inputs[name])) for name in self.inputs}
         built = {name: self.blob_shapes[name] for name in self.inputs}
-        changed = [name for name in self.inputs
-                   if len(fed[name]) != len(built[name]) or fed[name][1:2] != built[name][1:2]]
+        changed = [name for name in self.inputs if fed[name][1:2] != built[name][1:2]]
         if changed:
             message += (f". Inputs {changed} were fed with shapes {[fed[n] for n in changed]}, "
                         f"but the net was built for {[built[n] for n in changed]}: an input's "
-                        f"axes and channels are fixed when the net is built (input_shapes= sets "
-                        f"them; register_python_data_layer declares a Python data layer's)")
+                        f"channels are fixed when the net is built (input_shapes= sets them; "
+                        f"register_python_data_layer declares a Python data layer's)")
         return NetError(message)
 
     def _runs_channels_last(self) -> bool:
