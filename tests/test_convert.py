@@ -141,13 +141,19 @@ def test_fcn_module_loads_a_converted_pth(golden, tmp_path):
     assert np.abs(score - reference["blob/score"]).max() <= 1e-5 * np.abs(reference["blob/score"]).max()
 
 
+def write_one_conv_net(folder: Path) -> Path:
+    """A prototxt: a 1×3×8×8 input and one 3×3 convolution ``conv`` to 2 channels."""
+    path = folder / "net.prototxt"
+    path.write_text('name: "n"\n'
+                    'layer { name: "input" type: "Input" top: "data"\n'
+                    '        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+                    'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
+                    '        convolution_param { num_output: 2 kernel_size: 3 } }\n')
+    return path
+
+
 def test_forward_command_refuses_an_input_with_other_channels_in_one_line(tmp_path, capsys):
-    prototxt = tmp_path / "net.prototxt"
-    prototxt.write_text('name: "n"\n'
-                        'layer { name: "input" type: "Input" top: "data"\n'
-                        '        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
-                        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
-                        '        convolution_param { num_output: 2 kernel_size: 3 } }\n')
+    prototxt = write_one_conv_net(tmp_path)
     np.savez(tmp_path / "in.npz", data=np.zeros((1, 4, 8, 8), np.float32))
     assert main(["forward", "--prototxt", str(prototxt), "--input", str(tmp_path / "in.npz")]) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -165,12 +171,7 @@ def test_forward_command_refuses_an_input_with_other_channels_in_one_line(tmp_pa
      "w.pth: key 'conv.weight': holds a value of type int, not a tensor"),
 ], ids=["missing-bias", "other-shape", "complex", "not-a-tensor"])
 def test_a_pth_that_does_not_fit_the_prototxt_writes_no_caffemodel(tmp_path, capsys, state, message):
-    prototxt = tmp_path / "net.prototxt"
-    prototxt.write_text('name: "n"\n'
-                        'layer { name: "input" type: "Input" top: "data"\n'
-                        '        input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
-                        'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv"\n'
-                        '        convolution_param { num_output: 2 kernel_size: 3 } }\n')
+    prototxt = write_one_conv_net(tmp_path)
     torch.save(state, tmp_path / "w.pth")
     out = tmp_path / "w.caffemodel"
     assert main(["convert", str(tmp_path / "w.pth"), "-o", str(out), "--prototxt", str(prototxt),
