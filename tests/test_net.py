@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from reproduce.caffe.text import parse
-from reproduce.net import Net, NetError, UnsupportedLayerError
+from reproduce.net import LayerError, Net, NetError, UnsupportedLayerError
 from reproduce.net.state_rules import NetStateError
 
 RNG = np.random.default_rng(0)
@@ -134,6 +134,45 @@ def test_python_data_layers_are_inputs_of_any_size():
     assert net.inputs == ["data", "label"] and net.blob_shapes["up"] == (1, 3, 10, 10)
     net.forward(data=np.zeros((1, 2, 7, 9), np.float32), label=np.zeros((1, 1, 7, 9), np.float32))
     assert tuple(net.blobs["up"].shape) == (1, 3, 7, 9)
+
+
+PYTHON_SCALE_NET = """
+name: "ported"
+layer { name: "input" type: "Input" top: "data" input_param { shape { dim: 1 dim: 2 dim: 3 dim: 3 } } }
+layer { name: "scale" type: "Python" bottom: "data" top: "scaled"
+        python_param { module: "my_layers" layer: "ScaleBy" param_str: "2.5" } }
+"""
+
+
+def test_a_python_layer_with_bottoms_runs_its_registered_port(monkeypatch):
+    from reproduce.net import CaffeLayer
+    from reproduce.net import python_layers
+
+    with pytest.raises(LayerError, match=r"layer 'scale' \(Python\): Python layer "
+                                         r"my_layers.ScaleBy has bottoms.*register_python_layer"
+                                         r"\('my_layers', 'ScaleBy'\)"):
+        small_net(text=PYTHON_SCALE_NET)
+
+    monkeypatch.setattr(python_layers, "_PORTED_LAYERS", {})
+
+    @python_layers.register_python_layer("my_layers", "ScaleBy")
+    class ScaleBy(CaffeLayer):
+        def __init__(self, layer_param, bottom_shapes, generator=None):
+            super().__init__(layer_param, bottom_shapes, generator)
+            self.factor = float(layer_param.python_param.param_str)
+
+        def top_shapes(self, bottom_shapes):
+            return [tuple(bottom_shapes[0])]
+
+        def forward(self, x):
+            return (x * self.factor,)
+
+    net = small_net(text=PYTHON_SCALE_NET)
+    assert net.inputs == ["data"] and net.blob_shapes["scaled"] == (1, 2, 3, 3)
+    data = RNG.standard_normal((1, 2, 3, 3)).astype(np.float32)
+    assert torch.equal(net.forward(data=data)["scaled"], torch.from_numpy(data) * 2.5)
+    with pytest.raises(TypeError, match="needs a CaffeLayer subclass"):
+        python_layers.register_python_layer("my_layers", "Other")(lambda *args: None)
 
 
 def test_missing_input_is_reported():

@@ -9,7 +9,10 @@ What it mirrors of Caffe's ``Net`` (``net.cpp``) and pycaffe's ``caffe.Net``:
   value, as Caffe's blob does; any other reuse of a top name is an error ("produced by
   multiple sources"), as is a bottom no earlier layer produced;
 * inputs: the tops of ``Input`` layers and of bottomless ``Python`` data layers; shapes for
-  building come from ``input_param`` (or ``input_shapes``), any H×W may be fed afterwards;
+  building come from ``input_param`` (or ``input_shapes``), any H×W may be fed afterwards
+  (the number of axes and the channels stay; a layer that refuses what it is fed is a
+  ``NetError`` naming it). ``Python`` layers with bottoms run the PyTorch port registered
+  for them (``reproduce.net.python_layers``);
 * outputs: the blobs no later layer consumes, in sorted order (Caffe keeps them in a
   ``std::set``);
 * loss: ``Σ loss_weight · sum(top)`` over tops with a non-zero weight; layers whose type ends
@@ -23,7 +26,8 @@ What it mirrors of Caffe's ``Net`` (``net.cpp``) and pycaffe's ``caffe.Net``:
   as Caffe's layers start from them; ``copy_from`` copies blobs by layer name like
   ``CopyTrainedLayersFrom`` — layers absent from the net are ignored, layers absent from the
   file keep their filler values; blob counts must match and shapes must be equal, or (legacy)
-  the stored 4-d shape must equal the layer's shape padded with leading 1s;
+  the stored 4-d shape must equal the layer's shape padded with leading 1s; ``share_with``
+  makes another net's blobs this net's, like ``ShareTrainedLayersWith``;
 * shared parameters (``param { name: … }``): later layers reuse the first owner's tensor;
   its lr_mult/decay_mult are the first set explicitly by any sharer, as Caffe's ``AppendParam``.
 
@@ -431,7 +435,8 @@ class Net(nn.Module):
             message += (f". Inputs {changed} were fed with shapes {[fed[n] for n in changed]}, "
                         f"but the net was built for {[built[n] for n in changed]}: an input's "
                         f"channels are fixed when the net is built (input_shapes= sets them; "
-                        f"register_python_data_layer declares a Python data layer's)")
+                        f"reproduce.net.python_layers.register_python_data_layer declares a "
+                        f"Python data layer's)")
         return NetError(message)
 
     def _runs_channels_last(self) -> bool:

@@ -1,4 +1,13 @@
-"""What the net assumes about Python data layers, which it does not run but treats as inputs.
+"""Caffe's ``Python`` layers: data layers become net inputs; computing layers need a port.
+
+This project runs no Python layer code from a net definition (and never evaluates a
+``param_str``). What a ``Python`` layer becomes depends on ``python_param.module``/``layer``:
+
+* a class registered with ``@register_python_layer(module, layer)`` — a ``CaffeLayer``
+  subclass, the user's PyTorch port of that layer, built from the ``LayerParameter`` (its
+  ``python_param.param_str`` is the layer's to parse) and the bottom shapes like any layer;
+* otherwise, without bottoms, a data layer (below);
+* otherwise an error naming the layer and saying how to register a port.
 
 A Caffe ``Python`` layer without bottoms (the FCN data layers: ``voc_layers``,
 ``siftflow_layers``, ``pascalcontext_layers``, ``nyud_layers``) produces the net's images and
@@ -41,3 +50,31 @@ def top_channels(module: str, layer: str, top_names: Sequence[str]) -> list[int]
         return list(known)
     return [CHANNELS_BY_TOP_NAME.get(name, 3 if i == 0 else 1)
             for i, name in enumerate(top_names)]
+
+
+# (module, layer) -> the CaffeLayer subclass that runs it
+_PORTED_LAYERS: dict[tuple[str, str], type] = {}
+
+
+def register_python_layer(module: str, layer: str):
+    """Class decorator: ``cls`` (a ``CaffeLayer`` subclass) runs Python layer ``module.layer``.
+
+    ``cls(layer_param, bottom_shapes, generator)`` is built for every ``Python`` layer of a
+    net whose ``python_param`` names ``module`` and ``layer``; it implements ``top_shapes``
+    and ``forward`` like the built-in layers.
+    """
+    from .layers.base import CaffeLayer
+
+    def decorate(cls):
+        if not (isinstance(cls, type) and issubclass(cls, CaffeLayer)):
+            raise TypeError(f"register_python_layer({module!r}, {layer!r}) needs a CaffeLayer "
+                            f"subclass, got {cls!r}")
+        _PORTED_LAYERS[(module, layer)] = cls
+        return cls
+
+    return decorate
+
+
+def ported_layer(module: str, layer: str) -> type | None:
+    """The class registered for Python layer ``module.layer``, or None."""
+    return _PORTED_LAYERS.get((module, layer))

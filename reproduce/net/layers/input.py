@@ -4,7 +4,9 @@ Neither computes anything; the net fills their tops from ``Net.forward``'s argum
 ``top_shapes`` are what the net assumes while building: Input's ``input_param.shape`` (one
 shape for all tops, or one per top, as Caffe allows), and for a bottomless ``Python`` layer
 ``(1, channels, *PLACEHOLDER_SIZE)`` with channels from ``reproduce.net.python_layers``. A
-``Python`` layer *with* bottoms is user code this port cannot run, and is refused.
+``Python`` layer registered there as ported (``register_python_layer``) is built from its
+class instead; an unregistered one *with* bottoms is user code this port cannot run, and is
+refused.
 """
 from __future__ import annotations
 
@@ -42,6 +44,15 @@ class Input(DataProvider):
 
 
 @register("Python")
+def python_layer(layer_param, bottom_shapes, generator=None) -> CaffeLayer:
+    """A ``Python`` layer: its registered port, or a data layer (module docstring)."""
+    p = layer_param.python_param
+    ported = python_layers.ported_layer(p.module, p.layer)
+    if ported is not None:
+        return ported(layer_param, bottom_shapes, generator)
+    return PythonData(layer_param, bottom_shapes, generator)
+
+
 class PythonData(DataProvider):
     """A bottomless Python layer (an FCN data layer), treated as named inputs."""
 
@@ -51,8 +62,10 @@ class PythonData(DataProvider):
         super().__init__(layer_param, bottom_shapes, generator)
         p = layer_param.python_param
         if bottom_shapes:
-            raise self.error(f"Python layer {p.module}.{p.layer} has bottoms; only bottomless "
-                             f"Python data layers are supported (as net inputs)")
+            raise self.error(f"Python layer {p.module}.{p.layer} has bottoms: its Python code "
+                             f"does not run here; port it to PyTorch as a CaffeLayer subclass "
+                             f"registered with reproduce.net.python_layers."
+                             f"register_python_layer({p.module!r}, {p.layer!r})")
         channels = python_layers.top_channels(p.module, p.layer, list(layer_param.top))
         self.shapes = [(1, c, *python_layers.PLACEHOLDER_SIZE) for c in channels]
 

@@ -19,7 +19,8 @@ class UnsupportedLayerError(ValueError):
 
 
 def register(*type_names: str) -> Callable[[T], T]:
-    """Class decorator registering a layer class under one or more Caffe type names."""
+    """Decorator registering a layer class (or a function building one, given the class's
+    arguments) under one or more Caffe type names."""
     if not type_names:
         raise TypeError("register() needs at least one Caffe type name")
 
