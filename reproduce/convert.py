@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 import re
 import tempfile
-import warnings
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -97,16 +96,12 @@ def load_weights(path: str | os.PathLike, progress: bool = False) -> "OrderedDic
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     if path.suffix.lower() in (".pth", ".pt"):
-        import torch
+        from reproduce.safe_load import TensorFileError, load_tensors
 
         try:
-            with warnings.catch_warnings():  # torch warns about unsafe pickles; we refuse them anyway
-                warnings.simplefilter("ignore")
-                state = torch.load(path, map_location="cpu", weights_only=True)
-        except Exception as err:  # torch raises many types for corrupt or unsafe files
-            first_line = str(err).splitlines()[0] if str(err) else ""
-            raise WeightsError(f"not a plain PyTorch state_dict ({err.__class__.__name__}: {first_line})",
-                               path) from None
+            state = load_tensors(path)
+        except TensorFileError as err:
+            raise WeightsError(f"not a plain PyTorch state_dict: {err}", path) from None
         if not isinstance(state, Mapping):
             raise WeightsError(f"holds a {type(state).__name__}, not a state_dict", path)
         return state_dict_to_weights(state, str(path))

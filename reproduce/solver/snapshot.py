@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 from reproduce.caffe.files import atomic_output
+from reproduce.safe_load import TensorFileError, load_tensors
 
 from .errors import SolverConfigError
 
@@ -59,11 +60,9 @@ def read_solverstate(path: str | os.PathLike) -> dict:
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such solver state file")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises many types for corrupt or unsafe files
-        first_line = str(err).splitlines()[0] if str(err) else ""
-        raise SolverStateError(f"{path}: not a solver state written by reproduce "
-                               f"({type(err).__name__}: {first_line})") from None
+        state = load_tensors(path)
+    except TensorFileError as err:
+        raise SolverStateError(f"{path}: not a solver state written by reproduce: {err}") from None
     if not isinstance(state, dict) or state.get("format") != STATE_FORMAT:
         raise SolverStateError(f"{path}: not a solver state written by reproduce")
     if state.get("version") != STATE_VERSION:
