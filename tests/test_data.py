@@ -347,6 +347,10 @@ def test_siftflow_labels_rotate_void_to_255(tmp_path):
     mean = np.array((114.578, 115.294, 108.353), dtype=np.float32)
     assert bitwise_equal(data[0], np.ascontiguousarray(reference_load_image(
         tmp_path / "Images" / sub / "a.jpg", mean)))
+    scipy.io.savemat(str(tmp_path / "SemanticLabels" / sub / "a.mat"), {"T": semantic})
+    with pytest.raises(SampleError, match=r"sample 'a' .*SemanticLabels/.*/a\.mat: not a SIFT Flow "
+                                          r"semantic label \(expected a variable 'S'\)"):
+        SIFTFlowSegmentation(tmp_path, "trainval")[0]
 
 
 def test_nyud_tops_in_parameter_order(tmp_path):
@@ -370,6 +374,10 @@ def test_nyud_tops_in_parameter_order(tmp_path):
     assert bitwise_equal(hha[0], np.ascontiguousarray(expected_hha))  # HHA is not channel-swapped
     with pytest.raises(ValueError, match="tops must be chosen"):
         NYUDSegmentation(tmp_path, "trainval", tops=["color", "normals"])
+    (tmp_path / "segmentation" / "img_0001.mat").write_bytes(b"not a mat file at all")
+    with pytest.raises(SampleError, match=r"segmentation/img_0001\.mat: not an NYUDv2 label "
+                                          r"\(expected a variable 'segmentation'\)"):
+        NYUDSegmentation(tmp_path, "trainval", tops=["label"])[0]
 
 
 def test_pascalcontext_translates_to_59_classes(tmp_path):
@@ -390,6 +398,10 @@ def test_pascalcontext_translates_to_59_classes(tmp_path):
                               {"context_dir": str(context), "seed": 1337, "split": "train",
                                "voc_dir": "unused"}, root_override=tmp_path / "pascal")
     assert source.next()[1].shape == (1, 1, 6, 5)
+    scipy.io.savemat(str(context / "trainval" / "2008_000001.mat"), {"Labels": np.zeros((6, 5))})
+    with pytest.raises(SampleError, match=r"2008_000001\.mat: not a PASCAL-Context label "
+                                          r"\(expected a variable 'LabelMap'\): KeyError"):
+        dataset[0]
 
 
 def test_siftflow_missing_layout_names_the_folder(tmp_path):

@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import load_caffe_image, open_image_array
+from .preprocess import load_caffe_image, open_image_array, read_mat_variable
 
 NYUD_MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
 NYUD_MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
@@ -52,9 +52,7 @@ class NYUDSegmentation(SplitDataset):
         if top == "color":
             return load_caffe_image(path, NYUD_MEAN_BGR)
         if top == "label":
-            import scipy.io
-
-            label = scipy.io.loadmat(str(path))["segmentation"].astype(np.uint8)
+            label = read_mat_variable(path, "segmentation", "an NYUDv2 label").astype(np.uint8)
             label -= 1  # classes 0–39; void (0) wraps around to 255
             return label[np.newaxis, ...]
         if top == "depth":

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import check_same_size, load_caffe_image
+from .preprocess import check_same_size, load_caffe_image, read_mat_variable
 
 CONTEXT_MEAN_BGR = np.array((104.007, 116.669, 122.679), dtype=np.float32)
 # (full-list name, 59-task name) pairs the reference reconciles
@@ -78,9 +78,8 @@ class PASCALContextSegmentation(SplitDataset):
         return (self.image_path(sample_id), self.label_path(sample_id))
 
     def load_label(self, sample_id: str) -> np.ndarray:
-        import scipy.io
-
-        label_full = scipy.io.loadmat(str(self.label_path(sample_id)))["LabelMap"]
+        label_full = read_mat_variable(self.label_path(sample_id), "LabelMap",
+                                       "a PASCAL-Context label")
         label = np.zeros_like(label_full, dtype=np.uint8)
         for full_value, task_class in self.translation:
             label[label_full == full_value] = task_class

@@ -3,7 +3,8 @@
 ``load_caffe_image`` is the reference ``load_image``: PIL open, ``float32`` array, RGB → BGR,
 subtract the mean *in place* (so a float64 mean is subtracted in float64 and rounded back to
 float32, exactly as ``in_ -= self.mean`` does), HWC → CHW, no scaling. ``read_split`` is the
-reference ``open(split_f).read().splitlines()``.
+reference ``open(split_f).read().splitlines()``; ``read_mat_variable`` its ``scipy.io.loadmat``
+of a label file, with an error naming the file.
 """
 from __future__ import annotations
 
@@ -23,6 +24,19 @@ def open_image_array(path: str | Path, dtype=np.float32) -> np.ndarray:
     """``np.array(Image.open(path), dtype=dtype)``, the file closed afterwards."""
     with Image.open(path) as image:
         return np.array(image, dtype=dtype)
+
+
+def read_mat_variable(path: str | Path, name: str, what: str) -> np.ndarray:
+    """``scipy.io.loadmat(path)[name]``; a file that is not such a ``.mat`` raises
+    ``ValueError`` naming the file and what it should have been (``what``)."""
+    import scipy.io
+    from scipy.io.matlab import MatReadError
+
+    try:
+        return scipy.io.loadmat(str(path))[name]
+    except (KeyError, IndexError, ValueError, TypeError, MatReadError) as error:
+        raise ValueError(f"{path}: not {what} (expected a variable {name!r}): "
+                         f"{type(error).__name__}: {error}") from None
 
 
 def load_caffe_image(path: str | Path, mean) -> np.ndarray:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import check_same_size, load_caffe_image, with_channel_axis
+from .preprocess import check_same_size, load_caffe_image, read_mat_variable, with_channel_axis
 
 SIFTFLOW_MEAN_BGR = np.array((114.578, 115.294, 108.353), dtype=np.float32)
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
@@ -42,10 +42,8 @@ class SIFTFlowSegmentation(SplitDataset):
                 self.label_path(sample_id, "geometric"))
 
     def load_label(self, sample_id: str, label_type: str) -> np.ndarray:
-        import scipy.io
-
         path = self.label_path(sample_id, label_type)
-        label = scipy.io.loadmat(str(path))["S"]
+        label = read_mat_variable(path, "S", f"a SIFT Flow {label_type} label")
         if label_type == "geometric":
             label[label == -1] = 0
         label = label.astype(np.uint8)

@@ -14,7 +14,8 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import check_same_size, load_caffe_image, open_image_array, with_channel_axis
+from .preprocess import (check_same_size, load_caffe_image, open_image_array, read_mat_variable,
+                         with_channel_axis)
 
 # The reference's mean (BGR) in the upstream prototxts' param_str.
 VOC_MEAN_BGR = (104.00699, 116.66877, 122.67892)
@@ -88,13 +89,10 @@ class SBDSegmentation(VOCSegmentation):
 
 def load_sbd_segmentation(path: str | Path) -> np.ndarray:
     """``loadmat(path)['GTcls'][0]['Segmentation'][0]`` as uint8, the reference's indexing."""
-    import scipy.io
-    from scipy.io.matlab import MatReadError
-
+    what = "an SBD class label (a struct GTcls with a Segmentation field)"
+    gtcls = read_mat_variable(path, "GTcls", what)
     try:
-        mat = scipy.io.loadmat(str(path))
-        segmentation = mat["GTcls"][0]["Segmentation"][0]
-    except (KeyError, IndexError, ValueError, TypeError, MatReadError) as error:
-        raise ValueError(f"{path}: not an SBD class label (expected a struct GTcls with a "
-                         f"Segmentation field): {error}") from None
+        segmentation = gtcls[0]["Segmentation"][0]
+    except (KeyError, IndexError, ValueError, TypeError) as error:
+        raise ValueError(f"{path}: not {what}: {type(error).__name__}: {error}") from None
     return np.asarray(segmentation).astype(np.uint8)
