@@ -25,8 +25,8 @@ import numpy as np
 from .errors import WeightsError
 from .files import Progress, ProgressReport, atomic_output
 from .schema import Message
-from .weights import (MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob,
-                      net_layers)
+from .blobs import (MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob,
+                    net_layers)
 
 
 def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:

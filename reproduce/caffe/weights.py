@@ -1,4 +1,5 @@
-"""Binary caffemodels (a serialized NetParameter) read and written as Caffe does; HDF5 by dispatch.
+"""Binary caffemodels (a serialized NetParameter) read and written as Caffe does; HDF5 by dispatch
+(``hdf5``; the blob helpers both formats share are in ``blobs``).
 
 Reading mirrors ``Net::CopyTrainedLayersFrom``: Caffe picks the HDF5 reader by content
 (``H5Fis_hdf5``), otherwise parses the whole file as a NetParameter, V1 (``layers``) or
@@ -28,19 +29,18 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import wire
+from .blobs import MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob, net_layers
 from .errors import UpgradeError, WeightsError
 from .files import SNIFF_BYTES, Progress, ProgressReport, atomic_output, foreign_format, is_hdf5
+from .hdf5 import read_hdf5, write_hdf5
 from .schema import Message
 
-MAX_BLOB_AXES = 32            # Caffe's kMaxBlobAxes
 MAX_BLOB_COUNT = 2**31 - 1    # Blob::Reshape checks count <= INT_MAX
 PROTOBUF_LIMIT = 2**31 - 1    # kProtoReadBytesLimit, and protobuf's own serialization limit
 _READ_CHUNK = 64 << 20
 _LEGACY_FIELDS = ("num", "channels", "height", "width")
 _CONVOLUTIONS = frozenset({"Convolution", "Deconvolution", "CONVOLUTION", "DECONVOLUTION"})
 _INNER_PRODUCTS = frozenset({"InnerProduct", "INNER_PRODUCT"})
-
-Weights = dict[str, list[np.ndarray]]
 
 
 # --------------------------------------------------------------------------- reading
@@ -245,72 +245,7 @@ def caffemodel_message(weights: Mapping[str, Sequence[np.ndarray]], net: Message
     return model
 
 
-def blob_message(array: np.ndarray, layer: str = "?", diff: np.ndarray | None = None) -> Message:
-    """A BlobProto as ``Blob<float>::ToProto`` writes it: ``shape`` (absent for 0 axes), packed
-    data, and packed diff when ``diff`` is given (``write_diff``)."""
-    array = float32_blob(array, layer)
-    blob = Message("BlobProto")
-    if array.ndim:
-        blob.mutable("shape").dim = [int(d) for d in array.shape]
-    blob.data = array.reshape(-1)
-    if diff is not None:
-        blob.diff = float32_blob(diff, layer).reshape(-1)
-    return blob
-
-
-def check_diffs(weights: Mapping[str, Sequence[np.ndarray]],
-                diffs: Mapping[str, Sequence[np.ndarray]] | None):
-    """``diffs`` if it gives every blob of ``weights`` one diff of the blob's shape, else a
-    ValueError naming the layer (Caffe's diff is the blob's own second buffer)."""
-    if diffs is None:
-        return None
-    if set(diffs) != set(weights):
-        raise ValueError(f"diffs are for layers {sorted(diffs)}, the weights for {sorted(weights)}")
-    for name, params in weights.items():
-        if len(diffs[name]) != len(params) or any(
-                np.shape(d) != np.shape(a) for a, d in zip(params, diffs[name])):
-            raise ValueError(f"layer {name!r}: diff shapes {[np.shape(d) for d in diffs[name]]} "
-                             f"differ from the blob shapes {[np.shape(a) for a in params]}")
-    return diffs
-
-
 def _blob_messages(name: str, params: Sequence[np.ndarray],
                    diffs: Mapping[str, Sequence[np.ndarray]] | None) -> list[Message]:
     return [blob_message(a, name, None if diffs is None else diffs[name][i])
             for i, a in enumerate(params)]
-
-
-def float32_blob(array, layer: str) -> np.ndarray:
-    """``array`` as a C-contiguous float32 array (no copy when it is one), or a clear error."""
-    array = np.asarray(array)
-    if not (np.issubdtype(array.dtype, np.floating) or np.issubdtype(array.dtype, np.integer)):
-        raise TypeError(f"layer {layer!r}: blob of dtype {array.dtype} cannot be written as float32")
-    if array.ndim > MAX_BLOB_AXES:
-        raise ValueError(f"layer {layer!r}: blob with {array.ndim} axes (Caffe allows {MAX_BLOB_AXES})")
-    with np.errstate(over="ignore"):
-        return np.asarray(array, dtype=np.float32, order="C")  # keeps 0-d blobs 0-d
-
-
-def net_layers(net: Message) -> list[Message]:
-    """The ``layer`` list of a NetParameter, upgrading a V1 net (``layers``) first."""
-    if net.has("layers"):
-        from .upgrade import upgrade_net
-
-        net, _ = upgrade_net(net)
-    return net.layer
-
-
-def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],
-               net: Message | None = None, progress: Progress = None,
-               diffs: Mapping[str, Sequence[np.ndarray]] | None = None) -> None:
-    """Write ``weights`` as an HDF5 caffemodel in ``Net.save_hdf5``'s layout (see ``hdf5.write_hdf5``)."""
-    from .hdf5 import write_hdf5 as write
-
-    write(path, weights, net, progress, diffs)
-
-
-def read_hdf5(path: str | os.PathLike, progress: Progress = None) -> Weights:
-    """The blobs of an HDF5 caffemodel, layers in name order (see ``hdf5.read_hdf5``)."""
-    from .hdf5 import read_hdf5 as read
-
-    return read(path, progress)

@@ -21,15 +21,11 @@ pixel. ``Net`` exposes no intermediate diff, so nothing else can read the differ
 """
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import torch
 import torch.nn.functional as F
 
 from .constant_band import Band, ConvBand, Rect
-
-if TYPE_CHECKING:
-    from .layers.convolution import ConvGeometry
+from .conv_geometry import ConvGeometry
 
 _conv_backward = torch.ops.aten.convolution_backward
 

@@ -15,12 +15,12 @@ convolution with few outputs and long sums (fc6, fc7) runs as Caffe's own im2col
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 
 from ..banded import banded_conv2d
+from ..conv_geometry import ConvGeometry
 from ..constant_band import conv_band
 from .base import CaffeLayer, Shape
 from .registry import register
@@ -33,18 +33,6 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
-
-
-@dataclass(frozen=True)
-class ConvGeometry:
-    kernel: tuple[int, ...]
-    stride: tuple[int, ...]
-    pad: tuple[int, ...]
-    dilation: tuple[int, ...]
-
-    @property
-    def extent(self) -> tuple[int, ...]:
-        return tuple(d * (k - 1) + 1 for k, d in zip(self.kernel, self.dilation))
 
 
 def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
