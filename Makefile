@@ -78,7 +78,7 @@ infer: $(STAMP) ## segment IMAGES (files or folders) into OUT with NET and INFER
 
 # The demo runs the same targets as the full-scale path, on generated data and tiny widths.
 # base_lr 1e-8 for all three stages: the reference's 1e-10/1e-12/1e-14 do not move these tiny
-# nets on ~150 px images within the budget; 3e-8 and up already diverge or stall (see reproduce/demo.py).
+# nets on ~150 px images within the budget; 3e-8 and up already diverge or stall (see reproduce/demo/pipeline.py).
 DEMO_ITER ?= 600
 DEMO_STAGE_FLAGS ?= --base-lr 1e-8 --test-interval 200 --snapshot 200
 DEMO_VARS = SBD_DIR="$(DEMO_DIR)/data/sbdd/dataset" VOC_DIR="$(DEMO_DIR)/data/pascal/VOC2011" \

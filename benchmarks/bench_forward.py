@@ -64,7 +64,7 @@ def build(split: str, layout: str = "auto", constant_band: bool = True):
 
     from reproduce.models import net_param
     from reproduce.net import Net
-    from reproduce.surgery import upsample_filt
+    from reproduce.weights.surgery import upsample_filt
 
     net = Net(net_param("fcn8s", split, num_classes=21, widths="full"), phase="test" if split == "deploy" else "train")
     gen = torch.Generator().manual_seed(0)

@@ -41,7 +41,7 @@ def main() -> int:
     from reproduce.models import net_param, solver_param
     from reproduce.runtime import keep_freed_memory
     from reproduce.solver import SGDSolver
-    from reproduce.stages import point_data_layer
+    from reproduce.training.stages import point_data_layer
 
     keep_freed_memory()  # as the command line does
     with tempfile.TemporaryDirectory() as scratch:

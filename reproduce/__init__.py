@@ -24,8 +24,8 @@ _EXPORTS = {
     "FCNAlexNet": "reproduce.models",
     "read_net": "reproduce.caffe",
     "read_solver": "reproduce.caffe",
-    "load_weights": "reproduce.convert",
-    "save_weights": "reproduce.convert",
+    "load_weights": "reproduce.weights.convert",
+    "save_weights": "reproduce.weights.convert",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -32,7 +32,7 @@ class UserError(Exception):
 
 # Errors that mean "your input is wrong", printed as one line. Loaded only if their module is.
 USER_ERRORS = (
-    "reproduce.caffe.errors:CaffeFormatError", "reproduce.surgery:SurgeryError",
+    "reproduce.caffe.errors:CaffeFormatError", "reproduce.weights.surgery:SurgeryError",
     "reproduce.data.errors:DatasetError", "reproduce.data.errors:SampleError",
     "reproduce.data.param_str:ParamStrError",
     "reproduce.data.registry:UnknownDataLayerError", "reproduce.net.net:NetError",
@@ -40,7 +40,7 @@ USER_ERRORS = (
     "reproduce.net.coord_map:CoordMapError", "reproduce.net.spec:SpecError",
     "reproduce.net.fillers:FillerError", "reproduce.net.state_rules:NetStateError",
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
-    "reproduce.download:DownloadError", "reproduce.legacy_v1:LegacyExportError",
+    "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
 )
 
 

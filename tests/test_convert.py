@@ -11,7 +11,7 @@ import torch
 
 from reproduce.caffe import read_weights
 from reproduce.cli import main
-from reproduce.convert import load_weights
+from reproduce.weights.convert import load_weights
 
 PROJECT = Path(__file__).resolve().parents[1]
 

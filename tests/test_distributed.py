@@ -1,4 +1,4 @@
-"""Multi-process training (``reproduce.distributed``) against its single-process definition.
+"""Multi-process training (``reproduce.training.distributed``) against its single-process definition.
 
 The equivalence, exactly: two processes (``torchrun``, gloo, CPU) running ``stage fcn32s``
 for 4 iterations — stopped after iteration 2 and resumed from that snapshot — end with
@@ -27,7 +27,7 @@ import numpy as np
 import pytest
 import torch
 
-from reproduce.convert import load_weights
+from reproduce.weights.convert import load_weights
 from reproduce.solver.snapshot import read_solverstate
 
 f32 = np.float32
@@ -58,7 +58,7 @@ def reference_run(run_dir: Path, data, init: Path):
     """The single process of the module docstring, built from the prototxts the stage wrote."""
     from reproduce.caffe import read_net, read_solver
     from reproduce.solver import SGDSolver
-    from reproduce.stages import StageOptions, initialize, point_data_layer
+    from reproduce.training.stages import StageOptions, initialize, point_data_layer
 
     rank0 = SGDSolver(run_dir / "solver.prototxt")
     param = read_solver(run_dir / "solver.prototxt")
@@ -128,8 +128,8 @@ def test_two_processes_equal_one_process_averaging_both_streams(golden, data, tm
 
     # seg_tests: sharded over both ranks, all-reduced = one process over all images
     from reproduce.data import VOCSegmentation
-    from reproduce.evaluate import evaluate
-    from reproduce.stagelog import read_records
+    from reproduce.evaluation.evaluate import evaluate
+    from reproduce.training.stagelog import read_records
 
     single = evaluate(reference.test_nets[0], VOCSegmentation(data.voc_dir, "seg11valid"), progress=False)
     logged = [r for r in read_records(run_dir / "log.jsonl") if r["kind"] == "test"]
@@ -158,7 +158,7 @@ def _diverging_rank_worker(rank: int, port: int, run_dir: str, nan_rank: int, na
 
     import torch.distributed as dist
 
-    from reproduce.distributed import DistributedSGDSolver, broadcast_parameters
+    from reproduce.training.distributed import DistributedSGDSolver, broadcast_parameters
     from reproduce.solver import NonFiniteLossError
 
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))

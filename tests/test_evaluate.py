@@ -1,4 +1,4 @@
-"""reproduce.evaluate: the reference score.py procedure, checked against numbers computed here.
+"""reproduce.evaluation.evaluate: the reference score.py procedure, checked against numbers computed here.
 
 A one-layer net (1×1 convolution to 21 scores + the unnormalized SoftmaxWithLoss) makes the
 expected histogram and loss computable in numpy; the tiny FCN val/deploy nets check the
@@ -17,7 +17,7 @@ from PIL import Image
 from reproduce.caffe.text import parse
 from reproduce.data import make_synthetic_dataset
 from reproduce.data.voc import VOC_CLASSES, VOCSegmentation
-from reproduce.evaluate import EvalResult, evaluate, seg_tests, shard_indices
+from reproduce.evaluation.evaluate import EvalResult, evaluate, seg_tests, shard_indices
 from reproduce.net import Net
 
 ONE_LAYER = """

@@ -9,9 +9,9 @@ import torch
 from PIL import Image
 
 from reproduce.cli import main
-from reproduce.infer import (INFER_MEAN_BGR, collect_images, color_seg, labels_from_rgb, palette_array,
+from reproduce.evaluation.infer import (INFER_MEAN_BGR, collect_images, color_seg, labels_from_rgb, palette_array,
                              preprocess, vis_seg)
-from reproduce.score import voc_palette
+from reproduce.evaluation.score import voc_palette
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -66,8 +66,8 @@ def test_labels_from_rgb_inverts_the_palette():
 @pytest.fixture(scope="module")
 def tiny_fcn8s(tmp_path_factory):
     """Random tiny FCN-8s weights (bilinear upsampling) saved as .pth; and the dict."""
-    from reproduce import surgery
-    from reproduce.convert import save_weights
+    from reproduce.weights import surgery
+    from reproduce.weights.convert import save_weights
     from reproduce.models import net_param
     from reproduce.net import Net
 
@@ -156,7 +156,7 @@ def test_images_of_more_than_8_bits_are_refused_not_clipped(tiny_fcn8s, tmp_path
 
 
 def test_collect_images_keeps_order_and_rejects_clashes(tmp_path):
-    from reproduce.infer import infer_images
+    from reproduce.evaluation.infer import infer_images
 
     folder = tmp_path / "f"
     _images(folder)

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from reproduce.cli import main
-from reproduce.stagelog import read_records
+from reproduce.training.stagelog import read_records
 
 PROJECT = Path(__file__).resolve().parents[1]
 ITERS_32S = 40
@@ -123,7 +123,7 @@ def test_v1_writer_reproduces_a_legacy_caffemodel_byte_for_byte(golden, tmp_path
     """The demo's classifier is written like VGG_ILSVRC_16_layers.caffemodel: checked on Caffe's own V1 file."""
     from reproduce.caffe import text, upgrade_net
     from reproduce.caffe.weights import read_weights
-    from reproduce.legacy_v1 import downgrade_net, write_v1_caffemodel
+    from reproduce.weights.legacy_v1 import downgrade_net, write_v1_caffemodel
 
     folder = golden / "vgg16-v1"
     raw = text.read(folder / "deploy.prototxt", "NetParameter")

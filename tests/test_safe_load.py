@@ -5,8 +5,8 @@ import pytest
 import torch
 
 from reproduce.caffe import CaffeFormatError
-from reproduce.convert import load_weights
-from reproduce.safe_load import TensorFileError, load_tensors
+from reproduce.weights.convert import load_weights
+from reproduce.weights.safe_load import TensorFileError, load_tensors
 from reproduce.solver.snapshot import read_solverstate
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reproduce.score import (SegScore, fast_hist, metrics, read_class_names, save_palette_png,
+from reproduce.evaluation.score import (SegScore, fast_hist, metrics, read_class_names, save_palette_png,
                              seg_test_lines, voc_palette)
 
 

@@ -438,7 +438,7 @@ def test_module_reproduces_caffe_scores_with_converted_weights(golden, name):
     import torch
 
     from reproduce.caffe.weights import read_weights
-    from reproduce.convert import weights_to_state_dict
+    from reproduce.weights.convert import weights_to_state_dict
     from reproduce.models import FCN_CLASSES
 
     folder = golden / f"voc-{name}"

@@ -1,4 +1,4 @@
-"""The staged pipeline (``reproduce.stages``): init surgery, prototxts, resume, records, errors.
+"""The staged pipeline (``reproduce.training.stages``): init surgery, prototxts, resume, records, errors.
 
 The nets are the ``tiny``-width FCNs on a few generated images, so every stage runs in
 seconds. Init is checked against the real Caffe: the FCN-32s init from the golden V1 VGG16
@@ -13,11 +13,11 @@ import numpy as np
 import pytest
 
 from reproduce.cli import main
-from reproduce.convert import load_weights, save_weights
-from reproduce.stages import (STAGES, StageError, StageOptions, boundaries, initialize, point_data_layer,
+from reproduce.weights.convert import load_weights, save_weights
+from reproduce.training.stages import (STAGES, StageError, StageOptions, boundaries, initialize, point_data_layer,
                               run_stage, stage_solver, write_prototxts)
-from reproduce.stagelog import StageLog, read_records
-from reproduce.surgery import upsample_filt
+from reproduce.training.stagelog import StageLog, read_records
+from reproduce.weights.surgery import upsample_filt
 
 N_TRAIN, N_VAL = 4, 2
 

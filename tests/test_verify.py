@@ -1,4 +1,4 @@
-"""reproduce.verify: which weights are found, how rows are judged, the table, the report, the exit status."""
+"""reproduce.evaluation.verify: which weights are found, how rows are judged, the table, the report, the exit status."""
 from __future__ import annotations
 
 import json
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from reproduce import verify as V
+from reproduce.evaluation import verify as V
 from reproduce.cli import main
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
@@ -124,8 +124,8 @@ def test_published_json_is_validated(tmp_path):
 @pytest.fixture(scope="module")
 def demo_tree(tmp_path_factory):
     """A synthetic VOC2011 (3 validation images) and tiny FCN-32s weights as a trained stage."""
-    from reproduce import surgery
-    from reproduce.convert import save_weights
+    from reproduce.weights import surgery
+    from reproduce.weights.convert import save_weights
     from reproduce.data import make_synthetic_dataset
     from reproduce.models import net_param
     from reproduce.net import Net
@@ -179,7 +179,7 @@ def test_published_json_turns_measured_into_pass_or_fail(demo_tree, tmp_path, ca
 
 def test_official_weights_are_judged_against_the_release(demo_tree, tmp_path):
     """Tiny random weights in the official slot score far below 63.6: FAIL, exit status 1."""
-    from reproduce.convert import save_weights
+    from reproduce.weights.convert import save_weights
 
     root, voc_dir, weights = demo_tree
     save_weights(tmp_path / "w" / "fcn32s-heavy-pascal.pth", weights)

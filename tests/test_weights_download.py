@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 
 from http_fixture import FileServer, closed_port_url
-from reproduce import weights_manifest as manifest
+from reproduce.weights import manifest
 from reproduce.cli import main
-from reproduce.download import ChecksumError, DownloadError, download, part_path
+from reproduce.weights.download import ChecksumError, DownloadError, download, part_path
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PAYLOAD = np.random.default_rng(0).integers(0, 256, size=300_000, dtype=np.uint8).tobytes()

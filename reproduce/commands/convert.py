@@ -29,7 +29,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reproduce.convert import check_weights_fit, is_caffe_weights, load_weights, save_weights
+    from reproduce.weights.convert import check_weights_fit, is_caffe_weights, load_weights, save_weights
 
     if args.src.resolve() == args.out.resolve():
         raise UserError(f"{args.out}: destination is the source file")
@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
 def transplant_into(net_param, source, interp: bool = True, log=print):
     """Reference surgery: NET's freshly initialised parameters, with ``source`` transplanted in."""
     from reproduce.net import Net
-    from reproduce import surgery
+    from reproduce.weights import surgery
 
     net = Net(net_param, phase="test")
     target = net.weights_dict() if hasattr(net, "weights_dict") else {

@@ -32,7 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reproduce.cli import UserError
-    from reproduce.demo import IMAGE_SIDES, DemoError, prepare, report
+    from reproduce.demo.pipeline import IMAGE_SIDES, DemoError, prepare, report
 
     try:
         if args.action == "prepare":

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from reproduce.convert import load_weights
+    from reproduce.weights.convert import load_weights
     from reproduce.net import Net, NetError
 
     inputs = _read_inputs(args.input)

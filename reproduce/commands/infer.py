@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reproduce.infer import collect_images, infer_images
+    from reproduce.evaluation.infer import collect_images, infer_images
 
     images = collect_images(args.inputs)
     if not images:
@@ -48,8 +48,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _build(args: argparse.Namespace):
-    from reproduce.convert import load_weights
-    from reproduce.pretrained import load_net, resolve_device
+    from reproduce.weights.convert import load_weights
+    from reproduce.weights.pretrained import load_net, resolve_device
 
     try:
         if args.prototxt is not None:

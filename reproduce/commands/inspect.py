@@ -24,7 +24,7 @@ def describe(path: Path) -> list[str]:
 
         return _table(path, "HDF5 caffemodel", None, [(layer, "", blobs) for layer, blobs in read_weights(path).items()])
     if name.endswith((".pth", ".pt")):
-        from reproduce.convert import load_weights
+        from reproduce.weights.convert import load_weights
 
         return _table(path, "PyTorch state_dict", None, [(layer, "", blobs) for layer, blobs in load_weights(path).items()])
     from reproduce.caffe.weights import caffemodel_layers, read_caffemodel

@@ -15,7 +15,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from reproduce.stages import DEFAULT_INTERVAL, DEFAULT_SEED, STAGES
+    from reproduce.training.stages import DEFAULT_INTERVAL, DEFAULT_SEED, STAGES
 
     parser.add_argument("model", choices=list(STAGES), help="the stage (net) to train")
     parser.add_argument("--init", type=Path, required=True,
@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reproduce.cli import UserError
-    from reproduce.stages import StageError, StageOptions, run_stage
+    from reproduce.training.stages import StageError, StageOptions, run_stage
 
     opts = StageOptions(model=args.model, init=args.init, sbd_dir=args.sbd_dir, voc_dir=args.voc_dir,
                         runs=args.runs, widths=args.widths, num_classes=args.num_classes,

@@ -4,7 +4,7 @@ Sources: the release's caffemodels converted into ``--weights-dir`` (``make weig
 the stages trained under ``--runs`` (``runs/<stage>/final.pth``/``final.caffemodel`` or the
 last ``snapshot/train_iter_<N>.caffemodel``). Prints one table row per stage and source —
 PASS/FAIL against the published mean IU (±0.1 for official weights, −2.0/+2.0 for re-trained
-stages; see ``reproduce.verify``), MEASURED when there is nothing to compare with, SKIPPED
+stages; see ``reproduce.evaluation.verify``), MEASURED when there is nothing to compare with, SKIPPED
 with the command that fetches what is missing — and writes a JSON report (default
 ``<runs>/verify.json``). Exit status: 1 if any row FAILs (or its weights cannot be scored),
 otherwise 0 — also when everything is SKIPPED.
@@ -46,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reproduce import verify as V
+    from reproduce.evaluation import verify as V
     from reproduce.models import MODELS
 
     stages = args.stages or (V.DEMO_STAGES if args.demo else V.DEFAULT_STAGES)
@@ -90,7 +90,7 @@ def _given(value, default):
 
 def _join_torchrun(device: str):
     """Under ``torchrun``, join the process group: images are sharded, histograms all-reduced."""
-    from reproduce.distributed import init_process_group, world_from_env
+    from reproduce.training.distributed import init_process_group, world_from_env
 
     world = world_from_env()
     if world.distributed:

@@ -1,6 +1,6 @@
 """Download, check and convert the official caffemodels into the weights directory.
 
-For each selected entry of ``reproduce.weights_manifest.MANIFEST`` (all by default;
+For each selected entry of ``reproduce.weights.manifest.MANIFEST`` (all by default;
 ``--only NAME …`` picks some: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet vgg16 alexnet):
 
 1. download ``<dir>/<file>.caffemodel`` with a progress bar, resuming a ``<file>.part`` left
@@ -8,7 +8,7 @@ For each selected entry of ``reproduce.weights_manifest.MANIFEST`` (all by defau
 2. check its sha1 — against the manifest where the release publishes one, otherwise against
    the sha1 recorded in ``<dir>/weights.lock.json`` by an earlier download (the first
    download records what it observed) — and rename it into place only then;
-3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.convert``.
+3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``.
 
 A file already present is checked, not fetched again (``--force`` fetches anew). A failure
 prints one line for that file and the others go on; the exit status is 1 if any file
@@ -36,7 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from reproduce import weights_manifest as manifest
+    from reproduce.weights import manifest
 
     try:
         entries = manifest.select(args.only)
@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _reportable(err: Exception) -> bool:
     from reproduce.caffe.errors import CaffeFormatError
-    from reproduce.download import DownloadError
+    from reproduce.weights.download import DownloadError
 
     return isinstance(err, (DownloadError, CaffeFormatError, OSError, ValueError, UserError))
 
@@ -74,8 +74,8 @@ def url_for(e, mirror: str | None) -> str:
 
 def fetch_entry(e, args: argparse.Namespace) -> str:
     """Download (or check), record and convert one entry; returns a one-line summary."""
-    from reproduce import weights_manifest as manifest
-    from reproduce.download import ChecksumError, DownloadError, download, part_path, sha1_of
+    from reproduce.weights import manifest
+    from reproduce.weights.download import ChecksumError, DownloadError, download, part_path, sha1_of
 
     directory: Path = args.dir
     dest = directory / e.file
@@ -117,14 +117,14 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
 
 
 def convert_file(src: Path, dst: Path, progress: bool = False) -> Path:
-    """``src`` caffemodel → ``dst`` .pth through ``reproduce.convert`` (blobs as Caffe holds them)."""
-    from reproduce.convert import load_weights, save_weights
+    """``src`` caffemodel → ``dst`` .pth through ``reproduce.weights.convert`` (blobs as Caffe holds them)."""
+    from reproduce.weights.convert import load_weights, save_weights
 
     return save_weights(dst, load_weights(src, progress=progress))
 
 
 def _list(entries, directory: Path) -> None:
-    from reproduce import weights_manifest as manifest
+    from reproduce.weights import manifest
 
     lock = manifest.read_lock(directory)
     header = ("name", "file", "sha1", "present", "published mean IU")

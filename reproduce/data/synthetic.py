@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from ..score import save_palette_png
+from reproduce.evaluation.score import save_palette_png
 from .voc import VOC_CLASSES, VOC_MEAN_BGR
 
 # class index → (RGB colour, shape, texture); all colours saturated, the background grey.

@@ -312,7 +312,7 @@ class Net(nn.Module):
         """
         source = name or "<dict>"
         if isinstance(weights, (str, os.PathLike)):
-            from reproduce.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
+            from reproduce.weights.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
 
             source = name or os.fspath(weights)
             weights = load_weights(weights)

@@ -113,7 +113,7 @@ def _parse_overrides(items: list[str]) -> dict[str, str] | None:
 
 
 def _read_weights(path: str):
-    from reproduce.convert import load_weights
+    from reproduce.weights.convert import load_weights
 
     return load_weights(path)
 

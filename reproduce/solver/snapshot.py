@@ -25,7 +25,7 @@ import numpy as np
 import torch
 
 from reproduce.caffe.files import atomic_output
-from reproduce.safe_load import TensorFileError, load_tensors
+from reproduce.weights.safe_load import TensorFileError, load_tensors
 
 from .errors import SolverConfigError
 

@@ -296,7 +296,7 @@ class SGDSolver:
         """Caffe's ``Solver::Callback::on_gradients_ready``: called by ``step`` once the
         iteration's backward passes have filled the diffs, before the loss is checked and
         ``apply_update`` runs; returns the loss the iteration goes on with. Nothing here; a
-        subclass hooks in (``reproduce.distributed`` averages the diffs across processes)."""
+        subclass hooks in (``reproduce.training.distributed`` averages the diffs across processes)."""
         return loss
 
     @property
@@ -560,7 +560,7 @@ def _read_net(path: Path) -> Message:
 
 
 def _read_weights(path: str | os.PathLike):
-    from reproduce.convert import load_weights
+    from reproduce.weights.convert import load_weights
 
     return load_weights(path)
 

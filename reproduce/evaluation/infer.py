@@ -77,7 +77,7 @@ def predict(net, array: np.ndarray, score_blob: str = "score") -> np.ndarray:
 
 def palette_array(num_classes: int = 256) -> np.ndarray:
     """The VOC colours as a ``num_classes × 3`` uint8 array (``vis.make_palette``)."""
-    from reproduce.score import voc_palette
+    from reproduce.evaluation.score import voc_palette
 
     return np.array(voc_palette(), dtype=np.uint8).reshape(256, 3)[:num_classes]
 
@@ -136,7 +136,7 @@ class InferResult:
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring)."""
-    from reproduce.score import save_palette_png
+    from reproduce.evaluation.score import save_palette_png
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -4,7 +4,7 @@
 ``reproduce.models.net_param(name, split, num_classes, widths)`` as a TEST-phase
 ``reproduce.net.Net`` and copies the weights in by layer name, as Caffe's
 ``Net(prototxt, caffemodel, caffe.TEST)`` does. The weights file may be a ``.caffemodel``
-(V1 or current), ``.caffemodel.h5`` or ``.pth`` (``reproduce.convert.load_weights``).
+(V1 or current), ``.caffemodel.h5`` or ``.pth`` (``reproduce.weights.convert.load_weights``).
 
 ``widths="auto"`` reads the width preset (``full`` or ``tiny``) off the first convolution's
 output count, and ``num_classes=None`` off ``score_fr``'s, so the demo's tiny nets and the
@@ -57,7 +57,7 @@ def load_net(net_name: str, weights: str | os.PathLike | Mapping[str, Sequence[n
              split: str = "deploy", widths: str = "auto", num_classes: int | None = None,
              device: str = "cpu"):
     """Net ``net_name`` (``reproduce.models`` name) for ``split`` with ``weights`` copied in."""
-    from reproduce.convert import load_weights
+    from reproduce.weights.convert import load_weights
     from reproduce.models import net_param
     from reproduce.net import Net
 

@@ -6,7 +6,7 @@
    (``reproduce.data.make_synthetic_dataset``: SBD ``train`` for training, VOC ``seg11valid``
    of held-out images for validation), and a VGG16-shaped classifier at the ``tiny`` widths,
    pre-trained on classification crops of the training images and released as the ILSVRC
-   VGG16 was — a legacy V1 caffemodel plus V1 deploy prototxt (``reproduce.classifier``);
+   VGG16 was — a legacy V1 caffemodel plus V1 deploy prototxt (``reproduce.demo.classifier``);
 2. ``make stage-32s stage-16s stage-8s`` with ``WIDTHS=tiny`` — the same targets and code as
    the full-scale pipeline, FCN-32s transplanted from that V1 file. Only the solver is
    overridden (Makefile ``DEMO_ITER``/``DEMO_STAGE_FLAGS``): 600 iterations per stage and
@@ -56,8 +56,8 @@ def prepare(out: str | Path, n_train: int = 60, n_val: int = 16, seed: int = 0, 
             pretrain_batch: int = 8, pretrain_lr: float = 1e-3, sides: tuple[int, int] = IMAGE_SIDES,
             progress: bool = True, log: Callable[[str], None] = print) -> dict:
     """Write the data and the V1 classifier into ``out``; skip what is already there and current."""
-    from reproduce.classifier import pretrain, write_release
-    from reproduce.convert import load_weights
+    from reproduce.demo.classifier import pretrain, write_release
+    from reproduce.weights.convert import load_weights
     from reproduce.data import make_synthetic_dataset
 
     out = Path(out)
@@ -178,7 +178,7 @@ def _background_baseline(voc_dir: Path) -> dict:
     import numpy as np
 
     from reproduce.data import VOCSegmentation
-    from reproduce.score import SegScore
+    from reproduce.evaluation.score import SegScore
 
     dataset = VOCSegmentation(voc_dir, "seg11valid")
     score = SegScore(NUM_CLASSES)
@@ -269,8 +269,8 @@ def _panels(path: Path, voc_dir: Path, stages: list[dict], n_images: int) -> Pat
     import torch
 
     from reproduce.data import VOCSegmentation
-    from reproduce.pretrained import load_net
-    from reproduce.score import voc_palette
+    from reproduce.weights.pretrained import load_net
+    from reproduce.evaluation.score import voc_palette
 
     dataset = VOCSegmentation(voc_dir, "seg11valid")
     ids = dataset.ids[:n_images]
@@ -309,7 +309,7 @@ def _curves(path: Path, runs: Path) -> Path:
     matplotlib.use("Agg", force=False)
     import matplotlib.pyplot as plt
 
-    from reproduce.stagelog import plot_curve, read_records
+    from reproduce.training.stagelog import plot_curve, read_records
 
     fig, axes = plt.subplots(1, len(DEMO_STAGES), figsize=(5 * len(DEMO_STAGES), 3.6), squeeze=False)
     for ax, stage in zip(axes[0], DEMO_STAGES):

@@ -203,7 +203,7 @@ def write_release(directory, stem: str, weights: dict, num_classes: int, widths:
 
     from reproduce.caffe.files import atomic_output
     from reproduce.caffe.text import emit
-    from reproduce.legacy_v1 import downgrade_net, write_v1_caffemodel
+    from reproduce.weights.legacy_v1 import downgrade_net, write_v1_caffemodel
 
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)

@@ -21,12 +21,12 @@ until ``max_iter``. What each script does, and what ``run_stage`` does in its pl
 3. ``surgery.interp(solver.net, [k for k in params if 'up' in k])`` — bilinear kernels;
 4. every ``test_interval`` iterations a snapshot (Caffe's own ``snapshot: 4000``) and
    ``seg_tests`` (loss, overall accuracy, mean accuracy, mean IU, fwavacc) through
-   ``reproduce.evaluate``.
+   ``reproduce.evaluation.evaluate``.
 
-Beyond the scripts: logs (``reproduce.stagelog``), a progress bar, ``final.caffemodel`` +
+Beyond the scripts: logs (``reproduce.training.stagelog``), a progress bar, ``final.caffemodel`` +
 ``final.pth`` and ``done.json`` written atomically at the end, resumption from the last
 complete snapshot (the identical trajectory: weights, momentum, sampler and generator
-states are all in the snapshot), and multi-process training (``reproduce.distributed``).
+states are all in the snapshot), and multi-process training (``reproduce.training.distributed``).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ from typing import Callable
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
-from reproduce.stagelog import StageLog
+from reproduce.training.stagelog import StageLog
 
 DEFAULT_INTERVAL = 4000
 DEFAULT_SEED = 1337
@@ -119,7 +119,7 @@ def check_inputs(opts: StageOptions) -> None:
     if spec.previous:
         raise StageError(f"init weights {init} not found: run `make {STAGES[spec.previous].make_target}` "
                          f"first (it writes <runs>/{spec.previous}/final.caffemodel)")
-    from reproduce.weights_manifest import entry
+    from reproduce.weights.manifest import entry
 
     base = entry(spec.base_net)
     raise StageError(f"init weights {init} not found: download {base.file} from {base.url} "
@@ -230,8 +230,8 @@ def copy_decisions(target_layers, source) -> list[str]:
 
 def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[str]:
     """Init the solver's net as the stage's ``solve.py`` does; returns the surgery log."""
-    from reproduce import surgery
-    from reproduce.convert import load_weights
+    from reproduce.weights import surgery
+    from reproduce.weights.convert import load_weights
 
     from reproduce.net import NetError
 
@@ -339,7 +339,7 @@ class StageResult:
 
 def run_stage(opts: StageOptions) -> StageResult:
     """Run (or resume, or confirm) one stage; see the module docstring."""
-    from reproduce import distributed
+    from reproduce.training import distributed
 
     if opts.model not in STAGES:
         raise StageError(f"unknown stage {opts.model!r} (stages: {', '.join(STAGES)})")
@@ -460,7 +460,7 @@ def _make_solver(paths: dict, opts: StageOptions, world, device):
         from reproduce.solver import SGDSolver
 
         return SGDSolver(paths["solver.prototxt"], device=device)
-    from reproduce.distributed import DistributedSGDSolver
+    from reproduce.training.distributed import DistributedSGDSolver
 
     if world.is_root:
         return DistributedSGDSolver(paths["solver.prototxt"], device=device)
@@ -535,7 +535,7 @@ class _Trainer:
 
     def seg_tests(self) -> dict:
         """score.seg_tests(solver, False, val, layer='score'): the test net shares the weights."""
-        from reproduce.evaluate import seg_tests
+        from reproduce.evaluation.evaluate import seg_tests
 
         say = (self.bar.write if self.bar is not None else self.opts.log) if self.world.is_root else None
         result = seg_tests(self.solver.test_nets[0], int(self.solver.iter), self.val,
@@ -576,7 +576,7 @@ def _float(value) -> float:
 def _write_final(solver, opts: StageOptions, run_dir: Path, paths: dict, max_iter: int,
                  last_test: dict | None, seconds: float, resumed_from, world_size: int) -> None:
     from reproduce.caffe import read_net
-    from reproduce.convert import save_weights
+    from reproduce.weights.convert import save_weights
 
     weights = solver.weights()
     save_weights(run_dir / "final.caffemodel", weights, read_net(paths["train.prototxt"]))

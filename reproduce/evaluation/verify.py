@@ -1,8 +1,8 @@
 """Score every stage whose weights are present on VOC2011 seg11valid and compare to the published mean IU.
 
 The release's claim this checks: "FCN-32s 63.6, FCN-16s 65.0, FCN-8s 65.5, FCN-8s at-once
-65.4, FCN-AlexNet 48.0 mean IU on seg11valid" (``reproduce.weights_manifest``). Each stage is
-scored with ``reproduce.evaluate`` — the reference ``score.py`` procedure: the ``val`` net of
+65.4, FCN-AlexNet 48.0 mean IU on seg11valid" (``reproduce.weights.manifest``). Each stage is
+scored with ``reproduce.evaluation.evaluate`` — the reference ``score.py`` procedure: the ``val`` net of
 the stage (``VOCSegDataLayer`` inputs, the loss), every image of the split in file order at
 its native size — from up to two sources:
 
@@ -97,7 +97,7 @@ class Row:
     weights: str | None = None
     note: str = ""
     expectation: Expectation | None = None
-    result: dict | None = None      # reproduce.evaluate.EvalResult.to_dict()
+    result: dict | None = None      # reproduce.evaluation.evaluate.EvalResult.to_dict()
     delta: float | None = None      # measured − published mean IU, percentage points
     reason: str = ""
     command: str = ""
@@ -135,7 +135,7 @@ class Report:
 # -- where the weights are -----------------------------------------------------------------
 def find_official(stage: str, weights_dir: str | os.PathLike) -> Path | None:
     """The converted release weights of ``stage`` (``.pth``, else the ``.caffemodel``), or None."""
-    from reproduce.weights_manifest import entry_for_net
+    from reproduce.weights.manifest import entry_for_net
 
     e = entry_for_net(stage)
     if e is None:
@@ -207,7 +207,7 @@ def load_published(path: str | os.PathLike) -> dict[str, dict]:
 def expectation(stage: str, source: str, published: Mapping[str, dict] | None, use_release: bool,
                 official_tol: float = OFFICIAL_TOLERANCE, below: float = TRAINED_BELOW,
                 above: float = TRAINED_ABOVE, published_origin: str = "") -> Expectation:
-    from reproduce.weights_manifest import entry_for_net
+    from reproduce.weights.manifest import entry_for_net
 
     e = entry_for_net(stage)
     paper = e.paper_table3 if e and use_release else None
@@ -290,7 +290,7 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
 
 
 def _official_name(stage: str) -> str:
-    from reproduce.weights_manifest import entry_for_net
+    from reproduce.weights.manifest import entry_for_net
 
     e = entry_for_net(stage)
     return e.pth if e else f"{stage}.pth"
@@ -299,8 +299,8 @@ def _official_name(stage: str) -> str:
 def _score_row(row: Row, dataset, widths: str, device: str, limit: int | None, progress: bool,
                save_dir, log) -> None:
     from reproduce.caffe.errors import CaffeFormatError
-    from reproduce.evaluate import evaluate
-    from reproduce.pretrained import load_net
+    from reproduce.evaluation.evaluate import evaluate
+    from reproduce.weights.pretrained import load_net
 
     subset = dataset if limit is None else _Limited(dataset, limit)
     log(f"scoring {row.stage} ({row.source}) from {row.weights} on {len(subset)} image(s)")

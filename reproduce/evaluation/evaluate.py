@@ -3,7 +3,7 @@
 ``evaluate(net, dataset)`` is ``compute_hist`` + ``do_seg_tests``: every image of the split
 in file order, at its native size (batch of one, no resizing or cropping), is run through
 the net; the argmax over classes of the ``score`` blob is compared with the ``label`` blob in
-a confusion histogram (``reproduce.score.fast_hist``, void label 255 left out); the ``loss``
+a confusion histogram (``reproduce.evaluation.score.fast_hist``, void label 255 left out); the ``loss``
 blob, when the net has one, is averaged over the images (``loss / len(dataset)``). The
 metrics are the reference's: overall accuracy, mean accuracy, mean IU, fwavacc (NaN
 semantics kept), plus per-class IU and accuracy by class name. Optionally each prediction is
@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 import torch
 
-from reproduce.score import SegScore, save_palette_png, seg_test_lines
+from reproduce.evaluation.score import SegScore, save_palette_png, seg_test_lines
 
 __all__ = ["EvalResult", "evaluate", "seg_tests", "shard_indices"]
 
@@ -52,7 +52,7 @@ class EvalResult:
     per_class_acc: np.ndarray = field(init=False)
 
     def __post_init__(self):
-        from reproduce.score import metrics
+        from reproduce.evaluation.score import metrics
 
         m = metrics(self.hist)
         self.overall_acc, self.mean_acc = m["overall_acc"], m["mean_acc"]

@@ -19,7 +19,7 @@ reproduced step by step:
   one database stream (rank r keeps every N-th record); the reference's Python layers have
   no such logic — under Caffe every worker's layer would draw from the one global ``random``
   module, an order that depends on thread timing — so per-rank seeded streams are the
-  reproducible reading of it. The validation images are not random; ``reproduce.evaluate``
+  reproducible reading of it. The validation images are not random; ``reproduce.evaluation.evaluate``
   shards them (rank r scores images r, r + N, …) and all-reduces the histograms;
 * only rank 0 writes snapshots and logs (Caffe: ``Caffe::root_solver()``); a snapshot also
   holds every rank's data-sampler and generator state (gathered before rank 0 writes it), so

@@ -96,7 +96,7 @@ def load_weights(path: str | os.PathLike, progress: bool = False) -> "OrderedDic
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such weights file")
     if path.suffix.lower() in (".pth", ".pt"):
-        from reproduce.safe_load import TensorFileError, load_tensors
+        from reproduce.weights.safe_load import TensorFileError, load_tensors
 
         try:
             state = load_tensors(path)

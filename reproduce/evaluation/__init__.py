@@ -1,0 +1,3 @@
+"""Evaluation: the reference ``score.py`` metrics (``score``), a net scored over a split
+(``evaluate``), the published numbers checked (``verify``, ``make verify``) and label maps
+written for images (``infer``)."""
