@@ -22,8 +22,9 @@ from hypothesis import strategies as st
 
 from reproduce.caffe import Message, emit, parse, read
 from reproduce.models import (MODELS, WIDTH_PRESETS, learnable_blob_count, model, net_param,
-                              net_spec, param_groups, param_specs, solver_param,
+                              net_spec, param_groups, param_specs, solver_param, splits,
                               write_prototxt_ref)
+from reproduce.models import voc
 from reproduce.models.prototxt_ref import HEADER
 from reproduce.net.coord_map import (CoordMap, CoordMapError, coord_map_from_to, crop_geometry,
                                      crop_layers, crop_offsets, fill_crop_offsets,
@@ -32,7 +33,9 @@ from reproduce.net.spec import NetSpec, SpecError, assign, layers as L, params a
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROTOTXT_REF = PROJECT_ROOT / "prototxt_ref"
-NAMES = tuple(MODELS)  # fcn32s, fcn16s, fcn8s, fcn8s-atonce, fcn-alexnet
+NAMES = tuple(m.name for m in voc.MODELS)  # fcn32s, fcn16s, fcn8s, fcn8s-atonce, fcn-alexnet
+ALL = tuple(MODELS)  # every net of the release: VOC's, NYUDv2's, SIFT Flow's, PASCAL-Context's
+RELEASE_SPLITS = [(name, split) for name in ALL for split in splits(name)[:2]]
 GOLDEN_SHAPE = (1, 3, 64, 80)
 
 
@@ -227,9 +230,10 @@ def _upstream_crops(net: Message) -> dict[str, tuple[int, tuple[int, ...]]]:
             for l in net.layer if l.type == "Crop"}
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_offsets_derived_for_upstream_nets_equal_the_released_ones(upstream, name):
-    released = read(upstream / f"voc-{name}" / "train.prototxt")
+    train, test, _ = splits(name)
+    released = read(upstream / model(name).folder / f"{train}.prototxt")
     expected = _upstream_crops(released)
     assert expected, "the upstream net has crops"
     cleared = released.copy()
@@ -241,7 +245,7 @@ def test_offsets_derived_for_upstream_nets_equal_the_released_ones(upstream, nam
         assert crop_offsets(cleared, crop) == offset
         assert crop_geometry(cleared, crop).axis == axis
     # the nets described here derive the same offsets
-    assert {c: crop_offsets(net_spec(name, "val"), c) for c in expected} == \
+    assert {c: crop_offsets(net_spec(name, test), c) for c in expected} == \
         {c: offset for c, (_, offset) in expected.items()}
 
 
@@ -336,7 +340,7 @@ def test_fill_crop_offsets_serves_any_parsed_net():
 def test_prototxt_ref_is_fresh(tmp_path):
     written = write_prototxt_ref(tmp_path)
     fresh = {p.relative_to(tmp_path).as_posix(): p.read_text() for p in written}
-    assert len(fresh) == 4 * len(NAMES)
+    assert len(fresh) == 4 * len(ALL) == 60
     committed = {p.relative_to(PROTOTXT_REF).as_posix(): p.read_text()
                  for p in sorted(PROTOTXT_REF.glob("*/*.prototxt"))}
     assert sorted(committed) == sorted(fresh), "prototxt_ref/ lists other files: run `make prototxt`"
@@ -346,26 +350,35 @@ def test_prototxt_ref_is_fresh(tmp_path):
         assert text.startswith(HEADER) and "make prototxt" in text.splitlines()[0]
 
 
-@pytest.mark.parametrize("name", NAMES)
-@pytest.mark.parametrize("split", ["train", "val"])
+@pytest.mark.parametrize("name", ALL)
+def test_prototxt_ref_uses_the_release_file_names(upstream, name):
+    folder = model(name).folder
+    released = {p.name for p in (upstream / folder).glob("*.prototxt")}
+    ours = {p.name for p in (PROTOTXT_REF / folder).glob("*.prototxt")}
+    # the release's files (voc-fcn8s also ships its deploy), and a deploy net for every one
+    assert released and released <= ours and ours - released <= {"deploy.prototxt"}, folder
+
+
+@pytest.mark.parametrize("name, split", RELEASE_SPLITS)
 def test_nets_equal_the_upstream_release(upstream, name, split):
-    released = read(upstream / f"voc-{name}" / f"{split}.prototxt")
-    assert_same_net(net_param(name, split), released, f"voc-{name}/{split}")
+    folder = model(name).folder
+    released = read(upstream / folder / f"{split}.prototxt")
+    assert_same_net(net_param(name, split), released, f"{folder}/{split}")
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_data_layer_param_str_is_the_reference_string(upstream, name):
-    for split in ("train", "val"):
-        released = read(upstream / f"voc-{name}" / f"{split}.prototxt").layer[0]
+    for split in splits(name)[:2]:
+        released = read(upstream / model(name).folder / f"{split}.prototxt").layer[0]
         ours = net_param(name, split).layer[0]
         assert ours.python_param.param_str == released.python_param.param_str
         assert (ours.python_param.module, ours.python_param.layer) == \
             (released.python_param.module, released.python_param.layer)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_solvers_equal_the_upstream_release(upstream, name):
-    released = read(upstream / f"voc-{name}" / "solver.prototxt", "SolverParameter")
+    released = read(upstream / model(name).folder / "solver.prototxt", "SolverParameter")
     ours = solver_param(name)
     assert plain(ours) == plain(released)
     assert parse(emit(ours), "SolverParameter") == released
@@ -421,7 +434,7 @@ def test_param_groups_follow_the_description():
     assert learnable_blob_count(_layer('type: "Scale" bottom: "a" bottom: "b"')) == 0
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", ALL)
 def test_param_groups_agree_with_the_built_net(name):
     from reproduce.net import Net
 
@@ -467,3 +480,61 @@ def test_module_takes_num_classes_and_any_size():
         assert tuple(module(torch.zeros(2, 3, 37, 53)).shape) == (2, 5, 37, 53)
     with pytest.raises(TypeError, match="abstract"):
         FCN()
+
+
+# ----------------------------------------------------------------------------- the other datasets
+
+
+@pytest.mark.parametrize("name, inputs, outputs", [
+    ("nyud-fcn32s-color", ["data"], ["score"]),
+    ("nyud-fcn32s-color-d", ["color", "depth"], ["score"]),
+    ("nyud-fcn32s-color-hha", ["color", "hha"], ["score"]),
+    ("siftflow-fcn8s", ["data"], ["score_sem", "score_geo"]),
+    ("pascalcontext-fcn16s", ["data"], ["score"]),
+])
+def test_deploy_nets_take_the_release_inputs_and_keep_its_outputs(name, inputs, outputs):
+    from reproduce.net import Net
+
+    deploy = net_param(name, "deploy", widths="tiny", input_shape=(1, 3, 48, 56))
+    (input_layer,) = [layer for layer in deploy.layer if layer.type == "Input"]
+    assert list(input_layer.top) == inputs
+    channels = [shape.dim[1] for shape in input_layer.input_param.shape]
+    assert channels == [1 if top == "depth" else 3 for top in inputs]
+    assert not [layer for layer in deploy.layer if "Loss" in layer.type]
+    net = Net(deploy)
+    assert list(net.inputs) == inputs and sorted(net.outputs) == sorted(outputs)
+
+
+def test_late_fusion_is_two_suffixed_streams_averaged():
+    net = net_param("nyud-fcn32s-color-hha", "trainval", widths="tiny")
+    names = [layer.name for layer in net.layer]
+    vgg = [layer.name for layer in net_param("nyud-fcn32s-color", "trainval", widths="tiny").layer
+           if layer.name.startswith(("conv", "relu", "pool", "fc", "drop"))]
+    for stream in ("color", "hha"):
+        assert [n for n in names if n.endswith(stream) and n != stream and not n.startswith("score")] == \
+            [f"{n}{stream}" for n in vgg]
+    fused = next(layer for layer in net.layer if layer.name == "score_fused")
+    assert list(fused.bottom) == ["score_frcolor", "score_frhha"]
+    assert list(fused.eltwise_param.coeff) == [0.5, 0.5]
+
+
+def test_multi_head_modules_return_every_head_and_take_class_counts():
+    import torch
+
+    from reproduce.models import FCN
+
+    module = FCN.from_model("siftflow-fcn16s", widths="tiny", num_classes={"score_geo": 4})
+    with torch.no_grad():
+        out = module(torch.zeros(1, 3, 40, 44))
+    assert {k: tuple(v.shape) for k, v in out.items()} == {
+        "score_sem": (1, 33, 40, 44), "score_geo": (1, 4, 40, 44)}
+    with pytest.raises(ValueError, match="2 heads"):
+        net_param("siftflow-fcn8s", "deploy", num_classes=5)
+    with pytest.raises(ValueError, match="not outputs"):
+        net_param("siftflow-fcn8s", "deploy", num_classes={"score": 5})
+    fused = FCN.from_model("nyud-fcn32s-color-d", widths="tiny")
+    with torch.no_grad():
+        scores = fused(color=torch.zeros(1, 3, 40, 44), depth=torch.zeros(1, 1, 40, 44))
+    assert tuple(scores.shape) == (1, 40, 40, 44)
+    assert fused.state_dict()["conv1_1_bgrd.weight"].shape[1] == 4
+    assert type(FCN.from_model("fcn8s", widths="tiny")).__name__ == "FCN8s"

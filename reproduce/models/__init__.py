@@ -1,26 +1,35 @@
-"""The FCN family (FCN-32s/16s/8s, FCN-8s at-once, FCN-AlexNet for PASCAL VOC), described once.
+"""Every net of the reference release, described once (``reproduce.models.description``).
+
+The PASCAL VOC nets (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``, ``fcn-alexnet``;
+``voc``), NYUDv2's four (``nyud``), SIFT Flow's three (``siftflow``) and PASCAL-Context's three
+(``pascalcontext``), named by their release folders (``nyud-fcn32s-color``…). From a
+description:
 
 * ``net_param(name, split, num_classes, widths)`` / ``solver_param(name)`` — the nets and
-  solvers of the reference release as Caffe messages (``reproduce.models.voc``);
+  solvers of the reference release as Caffe messages (``reproduce.models.build``);
 * ``param_groups(name)`` — every parameter's ``(lr_mult, decay_mult)``;
 * ``write_prototxt_ref(out_dir)`` — the ``prototxt_ref/`` files;
-* ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet`` — PyTorch modules built
-  from the deploy descriptions (imported on first use, as they need torch).
+* ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet`` and ``FCN.from_model(name)``
+  for any net — PyTorch modules built from the deploy descriptions (imported on first use,
+  as they need torch).
 """
 from __future__ import annotations
 
 import importlib
 
+from .build import (DATASETS, MODELS, SPLITS, dataset_of, model, net_param, net_spec,
+                    solver_param, splits)
+from .description import DatasetNets, FCNModel, Head
 from .param_groups import learnable_blob_count, param_groups, param_specs
 from .prototxt_ref import prototxt_ref_texts, write_prototxt_ref
-from .voc import MODELS, SPLITS, FCNModel, model, net_param, net_spec, solver_param
 from .widths import WIDTH_PRESETS, width_map
 
 _TORCH_EXPORTS = ("FCN", "FCN32s", "FCN16s", "FCN8s", "FCN8sAtOnce", "FCNAlexNet", "FCN_CLASSES")
 
-__all__ = ["MODELS", "SPLITS", "WIDTH_PRESETS", "FCNModel", "learnable_blob_count", "model",
-           "net_param", "net_spec", "param_groups", "param_specs", "prototxt_ref_texts",
-           "solver_param", "width_map", "write_prototxt_ref", *_TORCH_EXPORTS]
+__all__ = ["DATASETS", "MODELS", "SPLITS", "WIDTH_PRESETS", "DatasetNets", "FCNModel", "Head",
+           "dataset_of", "learnable_blob_count", "model", "net_param", "net_spec", "param_groups",
+           "param_specs", "prototxt_ref_texts", "solver_param", "splits", "width_map",
+           "write_prototxt_ref", *_TORCH_EXPORTS]
 
 
 def __getattr__(name: str):

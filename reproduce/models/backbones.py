@@ -46,29 +46,37 @@ def max_pool(bottom: Top, kernel_size: int, stride: int) -> Top:
     return L.Pooling(bottom, pool="MAX", kernel_size=kernel_size, stride=stride)
 
 
-def fully_conv(n: NetSpec, bottom: Top, width: int, kernel: int, **conv_fields) -> Top:
+def fully_conv(n: NetSpec, bottom: Top, width: int, kernel: int, suffix: str = "",
+               **conv_fields) -> Top:
     """fc6 (``kernel``×``kernel``) and fc7 (1×1) as convolutions, each with ReLU and Dropout."""
     for index, size in ((6, kernel), (7, 1)):
-        n[f"fc{index}"], n[f"relu{index}"] = conv_relu(
+        n[f"fc{index}{suffix}"], n[f"relu{index}{suffix}"] = conv_relu(
             bottom, kernel_size=size, stride=1, num_output=width, pad=0, **conv_fields)
-        n[f"drop{index}"] = L.Dropout(n[f"relu{index}"], dropout_ratio=0.5, in_place=True)
-        bottom = n[f"drop{index}"]
+        n[f"drop{index}{suffix}"] = L.Dropout(n[f"relu{index}{suffix}"], dropout_ratio=0.5,
+                                              in_place=True)
+        bottom = n[f"drop{index}{suffix}"]
     return bottom
 
 
-def vgg16(n: NetSpec, data: Top, width: Width) -> Top:
-    """conv1_1 … pool5, fc6, fc7 of VGG16 on ``data``; returns the top after drop7."""
+def vgg16(n: NetSpec, data: Top, width: Width, suffix: str = "",
+          first_conv: str | None = None) -> Top:
+    """conv1_1 … pool5, fc6, fc7 of VGG16 on ``data``; returns the top after drop7.
+
+    ``suffix`` ends every layer name (the release's late-fusion streams: ``conv1_1color``);
+    ``first_conv`` renames conv1_1 alone (early fusion's 4-channel ``conv1_1_bgrd``).
+    """
     bottom = data
     for stage, (full_width, convs) in enumerate(VGG16_STAGES, start=1):
         for k in range(1, convs + 1):
             pad = 100 if bottom is data else 1  # only the first convolution pads by 100
-            n[f"conv{stage}_{k}"], n[f"relu{stage}_{k}"] = conv_relu(
+            conv = first_conv if (first_conv and bottom is data) else f"conv{stage}_{k}{suffix}"
+            n[conv], n[f"relu{stage}_{k}{suffix}"] = conv_relu(
                 bottom, kernel_size=3, stride=1, num_output=width(full_width), pad=pad,
                 param=list(LEARNED))
-            bottom = n[f"relu{stage}_{k}"]
-        n[f"pool{stage}"] = bottom = max_pool(bottom, 2, 2)
+            bottom = n[f"relu{stage}_{k}{suffix}"]
+        n[f"pool{stage}{suffix}"] = bottom = max_pool(bottom, 2, 2)
     full_width, kernel = VGG16_FC
-    return fully_conv(n, bottom, width(full_width), kernel, param=list(LEARNED))
+    return fully_conv(n, bottom, width(full_width), kernel, suffix, param=list(LEARNED))
 
 
 def alexnet(n: NetSpec, data: Top, width: Width) -> Top:
@@ -87,4 +95,4 @@ def alexnet(n: NetSpec, data: Top, width: Width) -> Top:
     return fully_conv(n, bottom, width(full_width), kernel, group=1)
 
 
-BACKBONES: dict[str, Callable[[NetSpec, Top, Width], Top]] = {"vgg16": vgg16, "alexnet": alexnet}
+BACKBONES: dict[str, Callable[..., Top]] = {"vgg16": vgg16, "alexnet": alexnet}

@@ -7,6 +7,10 @@ Each is a ``reproduce.net.Net`` built from its deploy description (``net_param(n
 unchanged. ``forward(x)`` takes an N×3×H×W batch (BGR, mean subtracted, as Caffe's data
 layers feed it; any H×W) and returns the N×classes×H×W scores.
 
+Every other net of the release is ``FCN.from_model(name)`` (``"nyud-fcn32s-color-hha"``,
+``"siftflow-fcn8s"``…): a net with several inputs takes them by name (``forward(color=…,
+hha=…)``), one with several heads returns ``{"score_sem": …, "score_geo": …}``.
+
 The module runs in Caffe's TEST phase (dropout is the identity); training goes through the
 solver with the ``train`` description.
 """
@@ -19,27 +23,50 @@ import torch
 
 from reproduce.net import Net
 
-from .voc import net_param
+from .build import model, net_param
 from .widths import Widths
 
 
 class FCN(Net):
-    """An FCN deploy net as a module; subclasses name the model (``model_name``)."""
+    """An FCN deploy net as a module; subclasses name the model (``model_name``), and
+    ``FCN.from_model(name)`` builds any net of ``reproduce.models.MODELS``."""
 
     model_name = ""
 
-    def __init__(self, num_classes: int = 21, widths: Widths = "full",
+    def __init__(self, num_classes: int | Mapping[str, int] | None = 21, widths: Widths = "full",
                  weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None):
         if not self.model_name:
-            raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce or FCNAlexNet")
+            raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce or FCNAlexNet, "
+                            "or FCN.from_model(name) for any net of the release")
+        description = model(self.model_name)
         super().__init__(net_param(self.model_name, "deploy", num_classes=num_classes,
                                    widths=widths), weights=weights, phase="test")
-        self.num_classes = num_classes
+        self.description = description
+        self.num_classes = num_classes if num_classes is not None else description.num_classes
         self.keep_blobs = False  # a module returns scores; Net's pycaffe-style blobs stay opt-in
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
-        """Class scores (N×classes×H×W) of the image batch ``x`` (N×3×H×W)."""
-        return super().forward(data=x)["score"]
+    @classmethod
+    def from_model(cls, name: str, num_classes: int | Mapping[str, int] | None = None,
+                   widths: Widths = "full",
+                   weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None) -> "FCN":
+        """The deploy net of the release's net ``name`` as a module (release class counts
+        unless ``num_classes`` says otherwise)."""
+        description = model(name)
+        known = FCN_CLASSES.get(description.name)
+        if known is not None:
+            return known(num_classes if num_classes is not None else description.num_classes,
+                         widths, weights)
+        subclass = type(f"FCN[{description.name}]", (cls,), {"model_name": description.name})
+        return subclass(num_classes, widths, weights)
+
+    def forward(self, x: torch.Tensor | None = None, **inputs: torch.Tensor):  # type: ignore[override]
+        """Class scores (N×classes×H×W) of the image batch ``x`` (N×3×H×W); for a net with
+        several inputs, the inputs by name; for several heads, ``{score blob: scores}``."""
+        if x is not None:
+            inputs = {"data": x, **inputs}
+        outputs = super().forward(**inputs)
+        heads = self.description.outputs
+        return outputs[heads[0]] if len(heads) == 1 else {name: outputs[name] for name in heads}
 
 
 class FCN32s(FCN):

@@ -35,30 +35,37 @@ def upsample(bottom: Top, num_classes: int, factor: int, kernel_size: int | None
         bias_term=False), param=list(FIXED))
 
 
-def fcn_head(n: NetSpec, features: Top, data: Top, num_classes: int, *,
+def fcn_head(n: NetSpec, features: Top | None, data: Top, num_classes: int, *,
              skips: Sequence[str] = (), skip_scales: Mapping[str, float] | None = None,
-             stride: int = 32, final_kernel: int | None = None) -> Top:
+             stride: int = 32, final_kernel: int | None = None, suffix: str = "",
+             scores: Top | None = None) -> Top:
     """Scores of ``features`` (at ``stride`` to the input), fused 2× at a time with the
     scores of the ``skips`` pooling layers, upsampled to the input and cropped to ``data``.
 
     Names follow the reference: ``upscore2`` then ``upscore_<skip>`` for the 2× steps,
     ``score_<skip>``, ``score_<skip>c``, ``fuse_<skip>``; the last upsampling is ``upscore``
-    (no skips) or ``upscore<factor>``; the cropped result is ``score``.
+    (no skips) or ``upscore<factor>``; the cropped result is ``score``. ``suffix`` ends every
+    name (SIFT Flow's two heads: ``score_fr_sem``, ``score_pool4_semc``, ``score_sem``);
+    ``scores`` replaces ``score_fr`` by scores already made (late fusion's ``score_fused``).
     """
-    n.score_fr = fused = score(features, num_classes)
-    up_name = "upscore2"
+    if scores is None:
+        n[f"score_fr{suffix}"] = scores = score(features, num_classes)
+    fused = scores
+    up_name = f"upscore2{suffix}"
     for skip in skips:
         n[up_name] = upsample(fused, num_classes, 2)
         skip_top = n[skip]
         if skip_scales and skip in skip_scales:
-            n[f"scale_{skip}"] = skip_top = L.Scale(
+            n[f"scale_{skip}{suffix}"] = skip_top = L.Scale(
                 skip_top, filler=dict(type="constant", value=skip_scales[skip]), param=list(FIXED))
-        n[f"score_{skip}"] = score(skip_top, num_classes)
-        n[f"score_{skip}c"] = L.Crop(n[f"score_{skip}"], n[up_name])
-        n[f"fuse_{skip}"] = fused = L.Eltwise(n[up_name], n[f"score_{skip}c"], operation="SUM")
+        skip_score = f"score_{skip}{suffix}"
+        n[skip_score] = score(skip_top, num_classes)
+        n[f"{skip_score}c"] = L.Crop(n[skip_score], n[up_name])
+        n[f"fuse_{skip}{suffix}"] = fused = L.Eltwise(n[up_name], n[f"{skip_score}c"],
+                                                      operation="SUM")
         stride //= 2
-        up_name = f"upscore_{skip}"
-    final_name = f"upscore{stride}" if skips else "upscore"
+        up_name = f"upscore_{skip}{suffix}"
+    final_name = f"upscore{stride}{suffix}" if skips else f"upscore{suffix}"
     n[final_name] = upsample(fused, num_classes, stride, final_kernel)
-    n.score = L.Crop(n[final_name], data)
-    return n.score
+    n[f"score{suffix}"] = L.Crop(n[final_name], data)
+    return n[f"score{suffix}"]

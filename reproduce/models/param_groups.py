@@ -13,7 +13,7 @@ from collections import OrderedDict
 
 from reproduce.caffe.schema import Message
 
-from .voc import net_param
+from .build import net_param, splits
 from .widths import Widths
 
 ParamSpecs = "OrderedDict[str, list[tuple[float, float]]]"
@@ -53,6 +53,6 @@ def param_specs(net: Message) -> ParamSpecs:
     return table
 
 
-def param_groups(name: str, num_classes: int = 21, widths: Widths = "full") -> ParamSpecs:
+def param_groups(name: str, num_classes=None, widths: Widths = "full") -> ParamSpecs:
     """The ``(lr_mult, decay_mult)`` of every parameter of model ``name``'s training net."""
-    return param_specs(net_param(name, "train", num_classes=num_classes, widths=widths))
+    return param_specs(net_param(name, splits(name)[0], num_classes=num_classes, widths=widths))

@@ -1,0 +1,55 @@
+"""The three SIFT Flow nets of the reference release: one VGG16, two heads.
+
+``siftflow-fcn32s``, ``siftflow-fcn16s``, ``siftflow-fcn8s``: the features after fc7 feed a
+semantic head (33 classes, ``score_sem``, trained on ``sem`` by ``loss``) and a geometric
+head (3 classes — sky, horizontal, vertical — ``score_geo``, trained on ``geo`` by
+``loss_geo``), each with its own skips; every head layer's name ends in ``_sem``/``_geo``.
+CVPR 2015 Sec. 4.3 / Table 5 and PAMI 2016 Table 8 report them (both heads trained jointly).
+
+Splits ``trainval`` (2,488 images) and ``test`` (200) of ``siftflow_layers.SIFTFlowSegDataLayer``.
+The solver has 300k iterations, no snapshot fields (the release leaves them out) and
+``test_iter`` 200; base_lr 1e-10 for 32s and 1e-12 for both 16s and 8s (as released). Each
+``solve.py`` tests both heads every 2000 iterations; 32s copies the VGG16 FCN, 16s the 32s
+result and 8s the 16s result.
+"""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
+
+SEMANTIC_CLASSES = 33
+GEOMETRIC_CLASSES = 3
+
+SOLVER_COMMON: Mapping[str, Any] = {
+    "train_net": "trainval.prototxt",
+    "test_net": "test.prototxt",
+    "test_iter": 200,
+    "test_interval": 999999999,
+    "display": 20,
+    "average_loss": 20,
+    "lr_policy": "fixed",
+    "momentum": 0.99,
+    "iter_size": 1,
+    "max_iter": 300000,
+    "weight_decay": 0.0005,
+    "test_initialization": False,
+}
+
+
+def data_layer(m: FCNModel, split: str) -> DataLayer:
+    params = {"siftflow_dir": f"{m.data_root}/sift-flow", "seed": SEED, "split": split}
+    return DataLayer("siftflow_layers", "SIFTFlowSegDataLayer", repr(params))
+
+
+DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000)
+
+_HEADS = (Head(SEMANTIC_CLASSES, "_sem", "sem", "loss"), Head(GEOMETRIC_CLASSES, "_geo", "geo", "loss_geo"))
+MODELS = tuple(FCNModel(dataset="siftflow", heads=_HEADS, folder=f"siftflow-{m['stride']}",
+                        name=f"siftflow-{m.pop('stride')}", **m) for m in (
+    dict(stride="fcn32s", solver={"base_lr": 1e-10}, make_target="stage-siftflow-32s"),
+    dict(stride="fcn16s", skips=("pool4",), solver={"base_lr": 1e-12}, init="copy_from",
+         base_net=None, previous="siftflow-fcn32s", make_target="stage-siftflow-16s"),
+    dict(stride="fcn8s", skips=("pool4", "pool3"), solver={"base_lr": 1e-12}, init="copy_from",
+         base_net=None, previous="siftflow-fcn16s", make_target="stage-siftflow-8s"),
+))
