@@ -11,8 +11,9 @@ PY         := $(VENV)/bin/python
 STAMP      := $(VENV)/.installed
 
 # The staged pipeline (see README "Train the staged pipeline"). Paths are the reference layout.
-SBD_DIR  ?= data/sbdd/dataset
-VOC_DIR  ?= data/pascal/VOC2011
+DATA_DIR ?= data
+SBD_DIR  ?= $(DATA_DIR)/sbdd/dataset
+VOC_DIR  ?= $(DATA_DIR)/pascal/VOC2011
 VGG16    ?= weights/VGG_ILSVRC_16_layers.caffemodel
 ALEXNET  ?= weights/bvlc_alexnet.caffemodel
 DEVICE   ?= auto
@@ -22,11 +23,14 @@ WIDTHS   ?= full
 STAGE_FLAGS ?=
 VERIFY_FLAGS ?=
 DEMO_DIR ?= demo-run
-STAGE = $(PY) -m reproduce stage --sbd-dir "$(SBD_DIR)" --voc-dir "$(VOC_DIR)" --device $(DEVICE) \
+STAGE = $(PY) -m reproduce stage --data-dir "$(DATA_DIR)" --sbd-dir "$(SBD_DIR)" --voc-dir "$(VOC_DIR)" --device $(DEVICE) \
         --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) $(STAGE_FLAGS)
 
 .PHONY: help install test prototxt benchmark weights verify infer demo \
-        stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet
+        stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet \
+        stage-nyud-color stage-nyud-hha stage-nyud-color-d stage-nyud-color-hha \
+        stage-siftflow-32s stage-siftflow-16s stage-siftflow-8s \
+        stage-pascalcontext-32s stage-pascalcontext-16s stage-pascalcontext-8s
 
 help: ## list the targets
 	@grep -hE '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN{FS=":.*## "}{printf "  %-18s %s\n", $$1, $$2}'
@@ -49,8 +53,8 @@ prototxt: $(STAMP) ## regenerate prototxt_ref/ from the net definitions
 benchmark: $(STAMP) ## speed and memory benchmarks; results in BENCHMARKS.md
 	$(PY) benchmarks/run.py
 
-weights: $(STAMP) ## download, check and convert the official caffemodels into weights/
-	$(PY) -m reproduce weights --dir weights
+weights: $(STAMP) ## download (or FROM=DIR: import), check and convert the official caffemodels into weights/
+	$(PY) -m reproduce weights --dir weights $(if $(FROM),--from "$(FROM)")
 
 stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS)
 	$(STAGE) fcn32s --init "$(VGG16)"
@@ -66,6 +70,37 @@ stage-8s-atonce: $(STAMP) ## FCN-8s at-once (scaled skips, 300k iterations) from
 
 stage-alexnet: $(STAMP) ## FCN-AlexNet (normalized loss, iter_size 20) from the AlexNet caffemodel
 	$(STAGE) fcn-alexnet --init "$(ALEXNET)"
+
+# The other datasets' nets (data under DATA_DIR, as `make data DATASETS=…` lays it out).
+stage-nyud-color: $(STAMP) ## NYUDv2 FCN-32s on color from VGG16 (DATA_DIR, VGG16, DEVICE, MAX_ITER, RUNS)
+	$(STAGE) nyud-fcn32s-color --init "$(VGG16)"
+
+stage-nyud-hha: $(STAMP) ## NYUDv2 FCN-32s on HHA from VGG16
+	$(STAGE) nyud-fcn32s-hha --init "$(VGG16)"
+
+stage-nyud-color-d: $(STAMP) ## NYUDv2 early fusion (color + log depth, 4-channel conv1_1_bgrd) from VGG16
+	$(STAGE) nyud-fcn32s-color-d --init "$(VGG16)"
+
+stage-nyud-color-hha: $(STAMP) ## NYUDv2 late fusion of the stage-nyud-color and stage-nyud-hha results
+	$(STAGE) nyud-fcn32s-color-hha
+
+stage-siftflow-32s: $(STAMP) ## SIFT Flow FCN-32s, semantic + geometric heads, from VGG16
+	$(STAGE) siftflow-fcn32s --init "$(VGG16)"
+
+stage-siftflow-16s: $(STAMP) ## SIFT Flow FCN-16s from the siftflow FCN-32s result
+	$(STAGE) siftflow-fcn16s --init "$(RUNS)/siftflow-fcn32s/final.caffemodel"
+
+stage-siftflow-8s: $(STAMP) ## SIFT Flow FCN-8s from the siftflow FCN-16s result
+	$(STAGE) siftflow-fcn8s --init "$(RUNS)/siftflow-fcn16s/final.caffemodel"
+
+stage-pascalcontext-32s: $(STAMP) ## PASCAL-Context (59 classes) FCN-32s from VGG16
+	$(STAGE) pascalcontext-fcn32s --init "$(VGG16)"
+
+stage-pascalcontext-16s: $(STAMP) ## PASCAL-Context FCN-16s from the pascalcontext FCN-32s result
+	$(STAGE) pascalcontext-fcn16s --init "$(RUNS)/pascalcontext-fcn32s/final.caffemodel"
+
+stage-pascalcontext-8s: $(STAMP) ## PASCAL-Context FCN-8s from the pascalcontext FCN-16s result
+	$(STAGE) pascalcontext-fcn8s --init "$(RUNS)/pascalcontext-fcn16s/final.caffemodel"
 
 verify: $(STAMP) ## score every available stage on seg11valid against the published mean IU
 	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)

@@ -104,9 +104,35 @@ def test_copy_from_refuses_a_shape_mismatch(golden, data, tmp_path):
 
 
 def test_stage_table_matches_the_reference_scripts():
-    assert {name: (s.init, s.previous) for name, s in STAGES.items()} == {
-        "fcn32s": ("transplant", None), "fcn16s": ("copy_from", "fcn32s"), "fcn8s": ("copy_from", "fcn16s"),
-        "fcn8s-atonce": ("transplant", None), "fcn-alexnet": ("transplant", None)}
+    assert {name: (s.init, s.previous or s.base_net) for name, s in STAGES.items()} == {
+        "fcn32s": ("transplant", "vgg16"), "fcn16s": ("copy_from", "fcn32s"), "fcn8s": ("copy_from", "fcn16s"),
+        "fcn8s-atonce": ("transplant", "vgg16"), "fcn-alexnet": ("transplant", "alexnet"),
+        "nyud-fcn32s-color": ("transplant", "vgg16"), "nyud-fcn32s-hha": ("transplant", "vgg16"),
+        "nyud-fcn32s-color-d": ("transplant", "vgg16"), "nyud-fcn32s-color-hha": ("streams", None),
+        "siftflow-fcn32s": ("transplant", "vgg16"), "siftflow-fcn16s": ("copy_from", "siftflow-fcn32s"),
+        "siftflow-fcn8s": ("copy_from", "siftflow-fcn16s"),
+        "pascalcontext-fcn32s": ("transplant", "vgg16"),
+        "pascalcontext-fcn16s": ("copy_from", "pascalcontext-fcn32s"),
+        "pascalcontext-fcn8s": ("copy_from", "pascalcontext-fcn16s")}
+    assert dict(STAGES["nyud-fcn32s-color-hha"].previous_streams) == {
+        "color": "nyud-fcn32s-color", "hha": "nyud-fcn32s-hha"}
+
+
+def test_every_stage_has_its_make_target_running_it():
+    import re
+
+    makefile = (Path(__file__).resolve().parents[1] / "Makefile").read_text()
+    for name, m in STAGES.items():
+        match = re.search(rf"^{re.escape(m.make_target)}: .*## (.+)\n\t\$\(STAGE\) (\S+)(.*)$", makefile, re.M)
+        assert match, f"no make target {m.make_target} for stage {name}"
+        assert match.group(2) == name
+        init = match.group(3)
+        if m.init == "copy_from":
+            assert f"$(RUNS)/{m.previous}/final.caffemodel" in init
+        elif m.init == "transplant":
+            assert {"vgg16": "$(VGG16)", "alexnet": "$(ALEXNET)"}[m.base_net] in init
+        else:
+            assert "--init" not in init
 
 
 # --------------------------------------------------------------------------- prototxts

@@ -1,4 +1,9 @@
-"""Run one stage of the staged FCN pipeline, as the reference ``voc-fcn*/solve.py`` does.
+"""Run one stage of the staged FCN pipeline, as the reference ``*/solve.py`` scripts do.
+
+Every net of the release is a stage (``fcn32s``…, ``nyud-fcn32s-color``…, ``siftflow-fcn8s``…,
+``pascalcontext-fcn16s``…); the data are read from ``--data-dir`` in the release's layout
+(what ``python -m reproduce data fetch`` writes), the VOC nets' also from ``--sbd-dir`` and
+``--voc-dir``.
 
 ``python -m reproduce stage fcn32s --init VGG_ILSVRC_16_layers.caffemodel --sbd-dir … --voc-dir …``
 trains on SBD ``train`` with the reference solver, runs seg_tests on VOC2011 ``seg11valid``
@@ -18,21 +23,27 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     from reproduce.training.stages import DEFAULT_INTERVAL, DEFAULT_SEED, STAGES
 
     parser.add_argument("model", choices=list(STAGES), help="the stage (net) to train")
-    parser.add_argument("--init", type=Path, required=True,
-                        help="init weights: the ILSVRC classifier (fcn32s, fcn8s-atonce, fcn-alexnet) "
-                             "or the previous stage's final.caffemodel (fcn16s, fcn8s)")
-    parser.add_argument("--sbd-dir", type=Path, default=Path("data/sbdd/dataset"),
-                        help="SBD dataset folder (train.txt, img/, cls/)")
-    parser.add_argument("--voc-dir", type=Path, default=Path("data/pascal/VOC2011"),
-                        help="PASCAL VOC2011 folder (ImageSets/Segmentation/seg11valid.txt, …)")
+    parser.add_argument("--init", type=Path,
+                        help="init weights: the ILSVRC classifier (32s stages, fcn8s-atonce, fcn-alexnet) "
+                             "or the previous stage's final.caffemodel (16s, 8s)")
+    parser.add_argument("--init-stream", action="append", default=[], metavar="STREAM=WEIGHTS",
+                        help="late fusion (nyud-fcn32s-color-hha): a stream's single-modality weights "
+                             "(default <runs>/nyud-fcn32s-<stream>/final.caffemodel)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="the release's data/ folder (sbdd/, pascal/, nyud/, sift-flow/, pascal-context/)")
+    parser.add_argument("--sbd-dir", type=Path, default=None,
+                        help="VOC nets: SBD dataset folder (train.txt, img/, cls/; default <data-dir>/sbdd/dataset)")
+    parser.add_argument("--voc-dir", type=Path, default=None,
+                        help="VOC nets: PASCAL VOC2011 folder (default <data-dir>/pascal/VOC2011)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (the stage writes <runs>/<model>/)")
     parser.add_argument("--widths", default="full", choices=["full", "tiny"], help="layer widths")
-    parser.add_argument("--num-classes", type=int, default=21)
+    parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the release's)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
     parser.add_argument("--max-iter", type=int, help="iterations (default: the reference solver's)")
     parser.add_argument("--base-lr", type=float, help="learning rate (default: the reference solver's)")
-    parser.add_argument("--test-interval", type=int, default=DEFAULT_INTERVAL,
-                        help=f"seg_tests every N iterations (default {DEFAULT_INTERVAL}, as solve.py)")
+    parser.add_argument("--test-interval", type=int, default=None,
+                        help="seg_tests every N iterations (default: as the net's solve.py — 4000 VOC, "
+                             "2000 NYUDv2 and SIFT Flow, 8000 PASCAL-Context)")
     parser.add_argument("--snapshot", type=int, default=DEFAULT_INTERVAL,
                         help=f"snapshot every N iterations (default {DEFAULT_INTERVAL}, as solver.prototxt)")
     parser.add_argument("--display", type=int, help="log the training loss every N iterations (default 20)")
@@ -45,7 +56,14 @@ def run(args: argparse.Namespace) -> int:
     from reproduce.cli import UserError
     from reproduce.training.stages import StageError, StageOptions, run_stage
 
+    streams = {}
+    for item in args.init_stream:
+        stream, sep, path = item.partition("=")
+        if not sep or not stream or not path:
+            raise UserError(f"--init-stream {item!r}: expected STREAM=WEIGHTS (e.g. color=runs/a.caffemodel)")
+        streams[stream] = Path(path)
     opts = StageOptions(model=args.model, init=args.init, sbd_dir=args.sbd_dir, voc_dir=args.voc_dir,
+                        data_dir=args.data_dir, stream_inits=streams or None,
                         runs=args.runs, widths=args.widths, num_classes=args.num_classes,
                         device=args.device, max_iter=args.max_iter, base_lr=args.base_lr,
                         test_interval=args.test_interval, snapshot=args.snapshot, display=args.display,

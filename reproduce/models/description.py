@@ -50,7 +50,8 @@ class DatasetNets:
     ``data_layer(model, split)``: the reference data layer of that split; ``solver``: the
     SolverParameter fields every net of the dataset has (a value of ``None`` leaves the field
     out); ``test_interval``: how many iterations each ``solver.step`` of its ``solve.py`` runs
-    between ``seg_tests``.
+    between ``seg_tests``; ``fetch``: the ``python -m reproduce data fetch`` names that get the
+    data (``make data DATASETS=…``).
     """
 
     key: str
@@ -58,6 +59,7 @@ class DatasetNets:
     data_layer: Callable[["FCNModel", str], DataLayer]
     solver: Mapping[str, Any]
     test_interval: int
+    fetch: tuple[str, ...] = ()
 
     @property
     def all_splits(self) -> tuple[str, str, str]:

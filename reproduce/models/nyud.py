@@ -51,7 +51,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("nyud_layers", "NYUDSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000)
+DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
+                      fetch=("nyud",))
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="nyud", heads=_HEADS, **m) for m in (

@@ -42,7 +42,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("pascalcontext_layers", "PASCALContextSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000)
+DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000,
+                      fetch=("pascalcontext",))
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="pascalcontext", heads=_HEADS, data_root="../../data",

@@ -42,7 +42,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("siftflow_layers", "SIFTFlowSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000)
+DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
+                      fetch=("siftflow",))
 
 _HEADS = (Head(SEMANTIC_CLASSES, "_sem", "sem", "loss"), Head(GEOMETRIC_CLASSES, "_geo", "geo", "loss_geo"))
 MODELS = tuple(FCNModel(dataset="siftflow", heads=_HEADS, folder=f"siftflow-{m['stride']}",

@@ -26,6 +26,7 @@ from reproduce.caffe.files import atomic_output
 
 TRAIN_COLUMNS = ("iter", "loss", "smoothed_loss", "lr", "it_per_s", "elapsed_s")
 TEST_COLUMNS = ("iter", "loss", "overall_acc", "mean_acc", "mean_iu", "fwavacc")
+HEAD_COLUMN = "head"  # which score blob a row scores, for nets with several (SIFT Flow)
 
 
 def _finite_or_none(value):
@@ -68,7 +69,8 @@ class StageLog:
     def test(self, **row) -> None:
         if not self.enabled:
             return
-        self._append_csv(self.test_csv_path, TEST_COLUMNS, row)
+        columns = TEST_COLUMNS + ((HEAD_COLUMN,) if HEAD_COLUMN in row else ())
+        self._append_csv(self.test_csv_path, columns, row)
         self._append_json({"kind": "test", **row})
 
     # -- reading and resuming --------------------------------------------------------------
@@ -160,9 +162,11 @@ def plot_curve(records: list[dict], out: str | Path, title: str = "", ax=None) -
     ax.set_xlabel("iteration")
     ax.set_ylabel("training loss", color="tab:blue")
     ax2 = ax.twinx()
-    if test:
-        ax2.plot([r["iter"] for r in test], [100 * r["mean_iu"] for r in test], "o-",
-                 color="tab:red", label="val mean IU")
+    heads = list(dict.fromkeys(r.get(HEAD_COLUMN) for r in test))
+    for head, color in zip(heads, ("tab:red", "tab:orange", "tab:purple", "tab:brown")):
+        rows = [r for r in test if r.get(HEAD_COLUMN) == head]
+        ax2.plot([r["iter"] for r in rows], [100 * r["mean_iu"] for r in rows], "o-",
+                 color=color, label=f"val mean IU {head}" if head else "val mean IU")
     ax2.set_ylabel("validation mean IU (%)", color="tab:red")
     ax2.set_ylim(0, 100)
     if title:

@@ -35,7 +35,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Mapping
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
@@ -51,50 +51,106 @@ class StageError(Exception):
     """A stage that cannot run as asked; the message is one line naming the file and the fix."""
 
 
-@dataclass(frozen=True)
-class StageSpec:
-    """How a stage starts: from the ILSVRC classifier (transplant) or a previous stage (copy)."""
+def _stages():
+    """Every net of the release is a stage: its description says how its solve.py starts."""
+    from reproduce.models import MODELS
 
-    model: str
-    init: str                     # "transplant" or "copy_from"
-    make_target: str              # the Makefile target that runs this stage
-    previous: str | None = None   # the stage whose final weights are the init (copy_from)
-    base_net: str | None = None   # weights_manifest entry of the classifier (transplant)
+    return dict(MODELS)
 
 
-STAGES = {
-    "fcn32s": StageSpec("fcn32s", "transplant", "stage-32s", base_net="vgg16"),
-    "fcn16s": StageSpec("fcn16s", "copy_from", "stage-16s", previous="fcn32s"),
-    "fcn8s": StageSpec("fcn8s", "copy_from", "stage-8s", previous="fcn16s"),
-    "fcn8s-atonce": StageSpec("fcn8s-atonce", "transplant", "stage-8s-atonce", base_net="vgg16"),
-    "fcn-alexnet": StageSpec("fcn-alexnet", "transplant", "stage-alexnet", base_net="alexnet"),
-}
+STAGES = _stages()
 
 
 @dataclass
 class StageOptions:
-    """Everything ``run_stage`` needs; the CLI flags of ``python -m reproduce stage``."""
+    """Everything ``run_stage`` needs; the CLI flags of ``python -m reproduce stage``.
+
+    ``data_dir`` is the release's ``data/`` folder (``sbdd/dataset``, ``pascal/VOC2011``,
+    ``nyud``, ``sift-flow``, ``pascal-context``, as ``python -m reproduce data fetch`` lays it
+    out): every data layer's directory is the release's relative one re-rooted there.
+    ``sbd_dir``/``voc_dir`` override the VOC nets' two folders. ``init`` is the init weights;
+    for late fusion, ``stream_inits`` gives each stream's (default: the single-modality stages'
+    ``final.caffemodel`` under ``runs``). ``num_classes``/``test_interval`` default to the
+    release's.
+    """
 
     model: str
-    init: Path
-    sbd_dir: Path
-    voc_dir: Path
+    init: Path | None = None
+    sbd_dir: Path | None = None
+    voc_dir: Path | None = None
     runs: Path = Path("runs")
     widths: str = "full"
-    num_classes: int = 21
+    num_classes: int | None = None
     device: str = "auto"
     max_iter: int | None = None
     base_lr: float | None = None
-    test_interval: int = DEFAULT_INTERVAL
+    test_interval: int | None = None
     snapshot: int = DEFAULT_INTERVAL
     display: int | None = None
     seed: int = DEFAULT_SEED
     progress: bool = True
     log: Callable[[str], None] = field(default=print, repr=False)
+    data_dir: Path = Path("data")
+    stream_inits: dict | None = None
+
+    def __post_init__(self):
+        if self.test_interval is None and self.model in STAGES:
+            from reproduce.models import dataset_of
+
+            self.test_interval = dataset_of(self.model).test_interval
 
     @property
     def run_dir(self) -> Path:
         return Path(self.runs) / self.model
+
+    @property
+    def description(self):
+        return STAGES[self.model]
+
+    def init_files(self) -> dict[str, Path]:
+        """``{stream: weights}`` for late fusion, else ``{"": init}``."""
+        m = self.description
+        if m.init != "streams":
+            return {"": Path(self.init)} if self.init is not None else {}
+        given = dict(self.stream_inits or {})
+        unknown = sorted(set(given) - set(m.previous_streams))
+        if unknown:
+            raise StageError(f"--init-stream {', '.join(unknown)}: {self.model} has the streams "
+                             f"{', '.join(m.previous_streams)}")
+        return {stream: Path(given.get(stream) or Path(self.runs) / previous / "final.caffemodel")
+                for stream, previous in m.previous_streams.items()}
+
+
+def data_dirs(opts: StageOptions) -> dict[str, Path]:
+    """``{data layer parameter: absolute folder}`` of the stage's data layers (``sbdd_dir``,
+    ``voc_dir``, ``nyud_dir``, ``siftflow_dir``, ``context_dir``): the release's relative
+    paths (``../data/nyud``) re-rooted in ``opts.data_dir``, with the VOC overrides."""
+    from reproduce.data import parse_param_str
+    from reproduce.models import dataset_of
+
+    m = opts.description
+    dataset = dataset_of(opts.model)
+    dirs: dict[str, Path] = {}
+    for split in dataset.splits:
+        params = parse_param_str(dataset.data_layer(m, split).param_str)
+        for key, value in params.items():
+            if key.endswith("_dir"):
+                relative = str(value)[len(m.data_root):].lstrip("/")
+                dirs[key] = (Path(opts.data_dir) / relative).resolve()
+    if m.dataset == "voc":
+        for key, value in (("sbdd_dir", opts.sbd_dir), ("voc_dir", opts.voc_dir)):
+            if value is not None:
+                dirs[key] = Path(value).resolve()
+    return dirs
+
+
+def split_files(model: str) -> tuple[str, str]:
+    """The stage's net files, named as the release names them (``train.prototxt``,
+    ``val.prototxt``; ``trainval.prototxt``, ``test.prototxt``)."""
+    from reproduce.models import splits
+
+    train, test, _ = splits(model)
+    return f"{train}.prototxt", f"{test}.prototxt"
 
 
 # ----------------------------------------------------------------------------- checks
@@ -102,28 +158,65 @@ class StageOptions:
 
 def check_inputs(opts: StageOptions) -> None:
     """Fail early, in one line, on a missing dataset or init weights file."""
-    spec = STAGES[opts.model]
-    sbd_split = Path(opts.sbd_dir) / "train.txt"
+    m = opts.description
+    if m.dataset == "voc":
+        _check_voc(data_dirs(opts))
+    else:
+        _check_dataset(opts)
+    for stream, init in opts.init_files().items():
+        if init.is_file():
+            continue
+        previous = m.previous_streams[stream] if stream else m.previous
+        if previous:
+            raise StageError(f"init weights {init} not found: run `make {STAGES[previous].make_target}` "
+                             f"first (it writes <runs>/{previous}/final.caffemodel)")
+        from reproduce.weights.manifest import entry
+
+        base = entry(m.base_net)
+        raise StageError(f"init weights {init} not found: download {base.file} from {base.url} "
+                         f"(`make weights`, see weights/README.md)")
+    if not opts.init_files():
+        raise StageError(f"stage {opts.model} needs --init (the weights it starts from)")
+
+
+def _check_voc(dirs: dict[str, Path]) -> None:
+    sbd_split = dirs["sbdd_dir"] / "train.txt"
     if not sbd_split.is_file():
-        raise StageError(f"SBD training data not found: {sbd_split} does not exist — download SBD "
-                         f"({SBD_URL}) and pass its dataset/ folder as --sbd-dir (SBD_DIR=…), "
-                         f"or run `make demo` for generated data")
-    voc_split = Path(opts.voc_dir) / "ImageSets" / "Segmentation" / "seg11valid.txt"
+        raise StageError(f"SBD training data not found: {sbd_split} does not exist — `make data` "
+                         f"downloads SBD ({SBD_URL}); else pass its dataset/ folder as --sbd-dir "
+                         f"(SBD_DIR=…), or run `make demo` for generated data")
+    voc_split = dirs["voc_dir"] / "ImageSets" / "Segmentation" / "seg11valid.txt"
     if not voc_split.is_file():
         raise StageError(f"PASCAL VOC validation data not found: {voc_split} does not exist — "
-                         f"download VOC2011 ({VOC_URL}), put the reference seg11valid.txt into "
-                         f"its ImageSets/Segmentation/ and pass --voc-dir (VOC_DIR=…)")
-    init = Path(opts.init)
-    if init.is_file():
-        return
-    if spec.previous:
-        raise StageError(f"init weights {init} not found: run `make {STAGES[spec.previous].make_target}` "
-                         f"first (it writes <runs>/{spec.previous}/final.caffemodel)")
-    from reproduce.weights.manifest import entry
+                         f"`make data` downloads VOC2011 ({VOC_URL}) and the reference "
+                         f"seg11valid.txt; else pass --voc-dir (VOC_DIR=…)")
 
-    base = entry(spec.base_net)
-    raise StageError(f"init weights {init} not found: download {base.file} from {base.url} "
-                     f"(`make weights`, see weights/README.md)")
+
+def _check_dataset(opts: StageOptions) -> None:
+    """The stage's data layers' datasets exist (their split lists and files), or one line
+    naming what is missing and the command that fetches it."""
+    from reproduce.data import DatasetError
+    from reproduce.models import dataset_of
+
+    dataset = dataset_of(opts.model)
+    dirs = data_dirs(opts)
+    for split in dataset.splits:
+        layer = dataset.data_layer(opts.description, split)
+        try:
+            _data_source(layer, dirs)
+        except (DatasetError, OSError) as err:
+            problem = str(err).splitlines()[0]
+            raise StageError(f"{opts.model} {split} data: {problem} — `make data DATASETS="
+                             f"\"{' '.join(dataset.fetch)}\" DATA_DIR={opts.data_dir}` fetches it "
+                             f"(or pass --data-dir)") from None
+
+
+def _data_source(layer, dirs: dict[str, Path]):
+    from reproduce.data import make_data_source, parse_param_str
+
+    params = parse_param_str(layer.param_str, layer.layer)
+    return make_data_source(layer.module, layer.layer, params,
+                            root_override={k: v for k, v in dirs.items() if k in params})
 
 
 def resolve_device(device: str, local_rank: int = 0):
@@ -145,8 +238,13 @@ def resolve_device(device: str, local_rank: int = 0):
 # ----------------------------------------------------------------------------- prototxts
 
 
-def point_data_layer(net: Message, directory: Path, seed_offset: int = 0) -> Message:
-    """The net with its Python data layer reading ``directory`` (absolute) and seed + offset."""
+def point_data_layer(net: Message, directory: Path | Mapping[str, Path], seed_offset: int = 0) -> Message:
+    """The net with its Python data layer reading ``directory`` (absolute) and seed + offset.
+
+    ``directory`` replaces the layer's main folder parameter (``sbdd_dir``, ``voc_dir``,
+    ``nyud_dir``…); a mapping ``{parameter: folder}`` replaces each parameter it names that
+    the layer has (PASCAL-Context's ``voc_dir`` and ``context_dir``).
+    """
     from reproduce.data import DATA_LAYERS, parse_param_str
 
     net = net.copy()
@@ -158,7 +256,10 @@ def point_data_layer(net: Message, directory: Path, seed_offset: int = 0) -> Mes
         if key not in DATA_LAYERS:
             continue
         params = parse_param_str(layer.python_param.param_str, layer.name)
-        params[DATA_LAYERS[key][1]] = str(Path(directory).resolve())
+        if isinstance(directory, Mapping):
+            params.update({k: str(Path(v).resolve()) for k, v in directory.items() if k in params})
+        else:
+            params[DATA_LAYERS[key][1]] = str(Path(directory).resolve())
         if seed_offset and params.get("seed") is not None:
             params["seed"] = int(params["seed"]) + seed_offset
         layer.python_param.param_str = repr(params)
@@ -179,8 +280,9 @@ def stage_solver(opts: StageOptions) -> Message:
         solver.base_lr = float(opts.base_lr)
     if opts.display is not None:
         solver.display = int(opts.display)
-    solver.train_net = "train.prototxt"
-    solver.test_net = ["val.prototxt"]
+    train_file, test_file = split_files(opts.model)
+    solver.train_net = train_file
+    solver.test_net = [test_file]
     solver.snapshot = int(opts.snapshot)
     solver.snapshot_prefix = "snapshot/train"
     solver.random_seed = int(opts.seed)
@@ -191,19 +293,18 @@ def stage_solver(opts: StageOptions) -> Message:
 
 
 def write_prototxts(opts: StageOptions) -> dict[str, Path]:
-    """``train.prototxt``, ``val.prototxt``, ``solver.prototxt`` of the stage, in its run dir."""
+    """The stage's training and testing nets (the release's file names: ``train.prototxt``,
+    ``val.prototxt``; ``trainval.prototxt``, ``test.prototxt``) and ``solver.prototxt``, in its
+    run dir; returned by file name."""
     from reproduce.caffe.text import emit
-    from reproduce.models import net_param
+    from reproduce.models import net_param, splits
 
     run_dir = opts.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    texts = {
-        "train.prototxt": emit(point_data_layer(
-            net_param(opts.model, "train", opts.num_classes, opts.widths), opts.sbd_dir)),
-        "val.prototxt": emit(point_data_layer(
-            net_param(opts.model, "val", opts.num_classes, opts.widths), opts.voc_dir)),
-        "solver.prototxt": emit(stage_solver(opts)),
-    }
+    dirs = data_dirs(opts)
+    texts = {file: emit(point_data_layer(net_param(opts.model, split, opts.num_classes, opts.widths), dirs))
+             for file, split in zip(split_files(opts.model), splits(opts.model))}
+    texts["solver.prototxt"] = emit(stage_solver(opts))
     paths = {}
     for name, text in texts.items():
         path = run_dir / name
@@ -229,25 +330,38 @@ def copy_decisions(target_layers, source) -> list[str]:
 
 
 def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[str]:
-    """Init the solver's net as the stage's ``solve.py`` does; returns the surgery log."""
+    """Init the solver's net as the stage's ``solve.py`` does; returns the surgery log.
+
+    ``transplant``: the reference surgery from the ILSVRC classifier (early fusion then fills
+    its 4-channel first convolution from conv1_1: the colour channels copied, depth their
+    mean, the bias copied — nyud-fcn32s-color-d/solve.py); ``copy_from``: Caffe's
+    ``CopyTrainedLayersFrom`` of the previous stage; ``streams``: each single-modality net
+    transplanted into its suffixed stream (``surgery.transplant(…, suffix='color')``).
+    Then every ``up`` layer gets bilinear kernels (``surgery.interp``).
+    """
     from reproduce.weights import surgery
     from reproduce.weights.convert import load_weights
 
     from reproduce.net import NetError
 
-    spec = STAGES[opts.model]
+    m = opts.description
     lines: list[str] = []
-    source = load_weights(opts.init)
     current = solver.weights()
     try:
-        if spec.init == "transplant":
-            result = surgery.transplant(current, source, log=lines.append)
-            solver.net.copy_from(result)
-        else:
+        if m.init == "copy_from":
+            source = load_weights(opts.init)
             lines.extend(copy_decisions(current, source))
             solver.net.copy_from(source)
+        else:
+            for stream, path in opts.init_files().items():
+                source = load_weights(path)
+                current = surgery.transplant(current, source, suffix=stream, log=lines.append)
+                if m.first_conv:
+                    current[m.first_conv] = _first_conv_from(source, current[m.first_conv], m.first_conv)
+                    lines.append(f"{m.first_conv} from conv1_1: colour channels copied, depth their mean")
+            solver.net.copy_from(current)
     except (NetError, surgery.SurgeryError) as err:
-        hint = (f" (is it the {spec.previous} stage's result at the same --widths?)" if spec.previous
+        hint = (f" (is it the {m.previous} stage's result at the same --widths?)" if m.previous
                 else " (is it the ILSVRC classifier of this net, at the same --widths?)")
         raise StageError(f"cannot initialize {opts.model} from {opts.init}: {err}{hint}") from None
     weights = solver.weights()
@@ -258,6 +372,23 @@ def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[s
     for line in lines:
         log(line)
     return lines
+
+
+def _first_conv_from(source, target, name: str):
+    """nyud-fcn32s-color-d's ``conv1_1_bgrd``: conv1_1's filters for B, G, R, their mean for D."""
+    import numpy as np
+
+    from reproduce.weights import surgery
+
+    if "conv1_1" not in source:
+        raise surgery.SurgeryError(f"the init weights have no conv1_1 to fill {name} from")
+    weight, bias = (np.asarray(a, dtype=np.float32) for a in source["conv1_1"][:2])
+    if weight.shape[0] != target[0].shape[0] or weight.shape[1] + 1 != target[0].shape[1]:
+        raise surgery.SurgeryError(f"conv1_1 {weight.shape} cannot fill {name} {tuple(target[0].shape)}")
+    filled = np.empty(target[0].shape, dtype=np.float32)
+    filled[:, :weight.shape[1]] = weight
+    filled[:, weight.shape[1]] = weight.mean(axis=1)
+    return [filled, bias.copy()]
 
 
 # ----------------------------------------------------------------------------- records
@@ -277,8 +408,12 @@ def write_json(path: Path, data: dict) -> None:
 
 def stage_config(opts: StageOptions, world_size: int) -> dict:
     """What must not change between a stage's run and its resumption."""
-    return {"model": opts.model, "init": str(Path(opts.init).resolve()),
-            "sbd_dir": str(Path(opts.sbd_dir).resolve()), "voc_dir": str(Path(opts.voc_dir).resolve()),
+    dirs = data_dirs(opts)
+    voc = {k: str(dirs.pop(k)) for k in ("sbdd_dir", "voc_dir")} if opts.description.dataset == "voc" else {}
+    inits = {k or "init": str(v.resolve()) for k, v in opts.init_files().items()}
+    return {"model": opts.model, **inits,
+            **({"sbd_dir": voc["sbdd_dir"], "voc_dir": voc["voc_dir"]} if voc else {}),
+            **({"data_dirs": {k: str(v) for k, v in sorted(dirs.items())}} if dirs else {}),
             "widths": opts.widths, "num_classes": opts.num_classes, "base_lr": opts.base_lr,
             "test_interval": opts.test_interval, "snapshot": opts.snapshot, "seed": opts.seed,
             "world_size": world_size}
@@ -371,7 +506,7 @@ def run_stage(opts: StageOptions) -> StageResult:
         if done is not None:   # finished with fewer iterations: continue, it is not done any more
             (run_dir / "done.json").unlink()
     _barrier(world)
-    paths = {name: run_dir / name for name in ("train.prototxt", "val.prototxt", "solver.prototxt")}
+    paths = {name: run_dir / name for name in (*split_files(opts.model), "solver.prototxt")}
 
     solver = _make_solver(paths, opts, world, device)
     for layer, error in solver.feeder.source_errors.items():
@@ -467,8 +602,9 @@ def _make_solver(paths: dict, opts: StageOptions, world, device):
     solver = read_solver(paths["solver.prototxt"])
     solver.clear("train_net")
     solver.clear("test_net")
-    solver.train_net_param = point_data_layer(read_net(paths["train.prototxt"]), opts.sbd_dir, world.rank)
-    solver.test_net_param = [read_net(paths["val.prototxt"])]
+    train_file, test_file = split_files(opts.model)
+    solver.train_net_param = point_data_layer(read_net(paths[train_file]), data_dirs(opts), world.rank)
+    solver.test_net_param = [read_net(paths[test_file])]
     solver.random_seed = int(opts.seed) + world.rank
     solver.snapshot = 0
     solver.clear("snapshot_prefix")
@@ -534,20 +670,31 @@ class _Trainer:
         _barrier(self.world)
 
     def seg_tests(self) -> dict:
-        """score.seg_tests(solver, False, val, layer='score'): the test net shares the weights."""
+        """score.seg_tests(solver, False, val, layer=…, gt=…) for each head of the net (SIFT
+        Flow's solve.py: ``score_sem``/``sem``, then ``score_geo``/``geo``); the test net shares
+        the weights. Returns the first head's row."""
         from reproduce.evaluation.evaluate import seg_tests
 
         say = (self.bar.write if self.bar is not None else self.opts.log) if self.world.is_root else None
-        result = seg_tests(self.solver.test_nets[0], int(self.solver.iter), self.val,
-                           log=say or (lambda line: None), progress=self.opts.progress,
-                           description=f"seg_tests {self.opts.model}")
-        row = {"iter": int(self.solver.iter), "loss": _float(result.loss),
-               "overall_acc": _float(result.overall_acc), "mean_acc": _float(result.mean_acc),
-               "mean_iu": _float(result.mean_iu), "fwavacc": _float(result.fwavacc)}
+        heads = self.opts.description.heads
+        rows = []
+        for head in heads:
+            result = seg_tests(self.solver.test_nets[0], int(self.solver.iter), self.val,
+                               layer=head.score, gt=head.label,
+                               log=say or (lambda line: None), progress=self.opts.progress,
+                               description=f"seg_tests {self.opts.model}"
+                                           + (f" {head.score}" if len(heads) > 1 else ""))
+            row = {"iter": int(self.solver.iter), "loss": _float(result.loss),
+                   "overall_acc": _float(result.overall_acc), "mean_acc": _float(result.mean_acc),
+                   "mean_iu": _float(result.mean_iu), "fwavacc": _float(result.fwavacc)}
+            if len(heads) > 1:
+                row["head"] = head.score
+            rows.append(row)
+            if self.world.is_root:
+                self.log.test(**row)
         if self.world.is_root:
-            self.log.test(**row)
             self.log.plot(title=f"{self.opts.model} ({self.opts.widths} widths)")
-        return {"kind": "test", **row}
+        return {"kind": "test", **rows[0]}
 
     def close(self) -> None:
         if self.bar is not None:
@@ -579,7 +726,7 @@ def _write_final(solver, opts: StageOptions, run_dir: Path, paths: dict, max_ite
     from reproduce.weights.convert import save_weights
 
     weights = solver.weights()
-    save_weights(run_dir / "final.caffemodel", weights, read_net(paths["train.prototxt"]))
+    save_weights(run_dir / "final.caffemodel", weights, read_net(paths[split_files(opts.model)[0]]))
     save_weights(run_dir / "final.pth", weights)
     clean_test = ({k: (None if isinstance(v, float) and not math.isfinite(v) else v)
                    for k, v in last_test.items()} if last_test else None)
@@ -588,5 +735,6 @@ def _write_final(solver, opts: StageOptions, run_dir: Path, paths: dict, max_ite
         "final_pth": "final.pth", "last_test": clean_test, "widths": opts.widths,
         "base_lr": float(solver.param.base_lr), "world_size": world_size,
         "resumed_from": resumed_from, "seconds_this_run": round(seconds, 3),
-        "init": str(Path(opts.init).resolve()),
+        "init": {k or "init": str(v.resolve()) for k, v in opts.init_files().items()}
+        if opts.description.init == "streams" else str(Path(opts.init).resolve()),
     })

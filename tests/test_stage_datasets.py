@@ -1,0 +1,97 @@
+"""One stage of each dataset family of the release, end to end on generated data.
+
+NYUDv2 (early fusion color + log depth from VGG16, and the late-fusion init from two
+single-modality nets), SIFT Flow (two heads, both scored) and PASCAL-Context (59 classes +
+background) — each at the golden fixtures' ``tiny`` widths for a few iterations, from the
+tiny V1 VGG16 the real Caffe's surgery was checked on, in the data layouts the release's
+data layers read (``reproduce.data.synthetic_layouts``).
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from reproduce.data.synthetic_layouts import (make_synthetic_nyud, make_synthetic_pascalcontext,
+                                              make_synthetic_siftflow)
+from reproduce.training.stages import StageError, StageOptions, initialize, run_stage, write_prototxts
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("release-data")
+    make_synthetic_nyud(root, 3, 2, seed=1)
+    make_synthetic_siftflow(root, 3, 2, seed=2)
+    make_synthetic_pascalcontext(root, 3, 2, seed=3)
+    return root
+
+
+@pytest.fixture(scope="module")
+def vgg_v1(golden) -> Path:
+    return golden / "vgg16-v1" / "weights.caffemodel"
+
+
+def options(data_dir, runs, model, init=None, **kw) -> StageOptions:
+    defaults = dict(model=model, init=init, data_dir=data_dir, runs=runs, widths="tiny", device="cpu",
+                    max_iter=2, base_lr=1e-9, test_interval=2, snapshot=2, display=1, progress=False,
+                    log=lambda line: None)
+    defaults.update(kw)
+    return StageOptions(**defaults)
+
+
+def _tests(run_dir: Path) -> list[dict]:
+    records = [json.loads(line) for line in (run_dir / "log.jsonl").read_text().splitlines()]
+    return [r for r in records if r.get("kind") == "test"]
+
+
+def test_pascalcontext_stage_trains_and_scores_60_outputs(data_dir, vgg_v1, tmp_path):
+    result = run_stage(options(data_dir, tmp_path, "pascalcontext-fcn32s", vgg_v1))
+    assert result.iterations == 2 and result.final.is_file()
+    (test,) = _tests(result.run_dir)
+    assert test["iter"] == 2 and 0.0 <= test["overall_acc"] <= 1.0
+    files = sorted(p.name for p in result.run_dir.glob("*.prototxt"))
+    assert files == ["solver.prototxt", "train.prototxt", "val.prototxt"]
+    from reproduce.caffe import read_net
+
+    net = read_net(result.run_dir / "train.prototxt")
+    params = net.layer[0].python_param.param_str
+    assert str((data_dir / "pascal-context").resolve()) in params and str((data_dir / "pascal").resolve()) in params
+    assert next(l for l in net.layer if l.name == "score_fr").convolution_param.num_output == 60
+
+
+def test_nyud_late_fusion_transplants_each_stream(data_dir, tmp_path):
+    from reproduce.models import net_param
+    from reproduce.net import Net
+    from reproduce.solver import SGDSolver
+    from reproduce.weights.convert import save_weights
+
+    runs = tmp_path / "runs"
+    streams = {}
+    for stream in ("color", "hha"):
+        net = Net(net_param(f"nyud-fcn32s-{stream}", "deploy", widths="tiny"))
+        weights = {name: [np.random.default_rng(len(stream)).normal(size=p.shape).astype(np.float32)
+                          for p in params] for name, params in net.weights_dict().items()}
+        streams[stream] = weights
+        (runs / f"nyud-fcn32s-{stream}").mkdir(parents=True)
+        save_weights(runs / f"nyud-fcn32s-{stream}" / "final.caffemodel", weights)
+    opts = options(data_dir, runs, "nyud-fcn32s-color-hha")
+    solver = SGDSolver(write_prototxts(opts)["solver.prototxt"], device="cpu")
+    lines = initialize(solver, opts, log=lambda line: None)
+    fused = solver.weights()
+    for stream, weights in streams.items():
+        for name in ("conv1_1", "fc7", "score_fr"):
+            assert all(np.array_equal(a, b) for a, b in zip(fused[f"{name}{stream}"], weights[name]))
+    assert "dropping upscore" in lines
+    with pytest.raises(StageError, match="run `make stage-nyud-hha` first"):
+        from reproduce.training.stages import check_inputs
+
+        check_inputs(options(data_dir, tmp_path / "elsewhere", "nyud-fcn32s-color-hha",
+                             stream_inits={"color": runs / "nyud-fcn32s-color" / "final.caffemodel"}))
+
+
+def test_missing_dataset_names_the_file_and_the_fetch_command(tmp_path, vgg_v1):
+    with pytest.raises(StageError, match=r"siftflow-fcn16s trainval data: .*sift-flow does not exist.*"
+                                         r"`make data DATASETS=\"siftflow\""):
+        run_stage(options(tmp_path / "nothing", tmp_path / "runs", "siftflow-fcn16s", vgg_v1))
