@@ -95,3 +95,29 @@ def test_missing_dataset_names_the_file_and_the_fetch_command(tmp_path, vgg_v1):
     with pytest.raises(StageError, match=r"siftflow-fcn16s trainval data: .*sift-flow does not exist.*"
                                          r"`make data DATASETS=\"siftflow\""):
         run_stage(options(tmp_path / "nothing", tmp_path / "runs", "siftflow-fcn16s", vgg_v1))
+
+
+def test_infer_refuses_non_rgb_nets_and_labels_by_the_first_head(tmp_path, capsys):
+    from PIL import Image
+
+    from reproduce.cli import main
+    from reproduce.models import FCN
+    from reproduce.weights.convert import save_weights
+
+    Image.fromarray(np.full((20, 24, 3), 90, dtype=np.uint8)).save(tmp_path / "a.jpg")
+    status = main(["infer", "--net", "nyud-fcn32s-color-hha", "--weights", str(tmp_path / "w.pth"),
+                   str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--quiet"])
+    err = capsys.readouterr().err
+    assert status == 2 and "takes color, hha, not an RGB image" in err and len(err.strip().splitlines()) == 1
+    net = FCN.from_model("siftflow-fcn32s", widths="tiny")
+    weights = {name: [np.array(p) for p in params] for name, params in net.weights_dict().items()}
+    weights["score_fr_sem"][1][:] = np.arange(33, dtype=np.float32)  # class 32 wins everywhere
+    from reproduce.weights import surgery
+
+    surgery.interp(weights, surgery.interp_layer_names(weights))
+    save_weights(tmp_path / "sift.pth", weights)
+    status = main(["infer", "--net", "siftflow-fcn32s", "--weights", str(tmp_path / "sift.pth"),
+                   str(tmp_path / "a.jpg"), "-o", str(tmp_path / "out"), "--quiet", "--no-overlay"])
+    assert status == 0
+    with Image.open(tmp_path / "out" / "a.png") as label:
+        assert np.unique(np.array(label)).tolist() == [32]

@@ -16,7 +16,9 @@ from reproduce.cli import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images, or folders of images")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
-    parser.add_argument("--net", default="fcn8s", help="model name: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet")
+    parser.add_argument("--net", default="fcn8s",
+                        help="model name: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet, or a release folder "
+                             "with RGB input (nyud-fcn32s-color, siftflow-fcn8s, pascalcontext-fcn8s…)")
     parser.add_argument("--prototxt", type=Path, help="a deploy prototxt to use instead of --net")
     parser.add_argument("--weights", type=Path, required=True, help=".caffemodel, .caffemodel.h5 or .pth")
     parser.add_argument("--widths", default="auto", help="full, tiny, or auto (read off the weights; default)")
@@ -33,10 +35,11 @@ def run(args: argparse.Namespace) -> int:
     images = collect_images(args.inputs)
     if not images:
         raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")
+    mean, score_blob = _preprocessing(args)
     net = _build(args)
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
-                               progress=not args.quiet)
+                               progress=not args.quiet, mean=mean, score_blob=score_blob)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:
@@ -45,6 +48,25 @@ def run(args: argparse.Namespace) -> int:
                   + f" (classes {', '.join(map(str, r.classes))})")
     print(f"segmented {len(results)} image(s) into {args.out}")
     return 0
+
+
+def _preprocessing(args: argparse.Namespace):
+    """The mean the net's data layer subtracted and the head to label by (SIFT Flow: semantic)."""
+    from reproduce.evaluation.infer import INFER_MEAN_BGR
+
+    if args.prototxt is not None:
+        return INFER_MEAN_BGR, None
+    from reproduce.models import MODELS, dataset_of
+
+    if args.net not in MODELS:
+        raise UserError(f"unknown --net {args.net!r} (choose from {', '.join(MODELS)})")
+    m = MODELS[args.net]
+    if m.inputs != ("data",) or (m.modalities and m.modalities != ("color",)):
+        raise UserError(f"--net {args.net} takes {', '.join(m.modalities or m.inputs)}, not an RGB image: "
+                        f"run its deploy net with `python -m reproduce forward --prototxt "
+                        f"prototxt_ref/{m.folder}/deploy.prototxt` and .npy inputs")
+    dataset = dataset_of(args.net)
+    return (INFER_MEAN_BGR if m.dataset == "voc" else dataset.mean_bgr), m.heads[0].score
 
 
 def _build(args: argparse.Namespace):

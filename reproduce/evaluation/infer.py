@@ -134,8 +134,10 @@ class InferResult:
 
 
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
-                 alpha: float = 0.5, progress: bool = True) -> list[InferResult]:
-    """Segment ``images`` into ``out_dir`` (see the module docstring)."""
+                 alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
+                 score_blob: str = "score") -> list[InferResult]:
+    """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
+    mean the net's data layer subtracted in training, ``score_blob`` the head to label by."""
     from reproduce.evaluation.score import save_palette_png
 
     out_dir = Path(out_dir)
@@ -159,7 +161,7 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
             raise
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
-        seg = predict(net, preprocess(image))
+        seg = predict(net, preprocess(image, mean), score_blob)
         label_png = out_dir / f"{path.stem}.png"
         save_palette_png(label_png, seg.astype(np.uint8))
         overlay_path = None

@@ -51,7 +51,8 @@ class DatasetNets:
     SolverParameter fields every net of the dataset has (a value of ``None`` leaves the field
     out); ``test_interval``: how many iterations each ``solver.step`` of its ``solve.py`` runs
     between ``seg_tests``; ``fetch``: the ``python -m reproduce data fetch`` names that get the
-    data (``make data DATASETS=…``).
+    data (``make data DATASETS=…``); ``mean_bgr``: the BGR mean its data layer subtracts from
+    an RGB image (what ``infer`` subtracts too).
     """
 
     key: str
@@ -60,6 +61,7 @@ class DatasetNets:
     solver: Mapping[str, Any]
     test_interval: int
     fetch: tuple[str, ...] = ()
+    mean_bgr: tuple[float, ...] = ()
 
     @property
     def all_splits(self) -> tuple[str, str, str]:

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from reproduce.data.nyud import NYUD_MEAN_BGR
+
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
 
 NUM_CLASSES = 40
@@ -52,7 +54,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("nyud",))
+                      fetch=("nyud",),
+                      mean_bgr=tuple(float(v) for v in NYUD_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="nyud", heads=_HEADS, **m) for m in (

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from reproduce.data.pascalcontext import CONTEXT_MEAN_BGR
+
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
 
 NUM_CLASSES = 60  # 59 classes and background
@@ -43,7 +45,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000,
-                      fetch=("pascalcontext",))
+                      fetch=("pascalcontext",),
+                      mean_bgr=tuple(float(v) for v in CONTEXT_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="pascalcontext", heads=_HEADS, data_root="../../data",

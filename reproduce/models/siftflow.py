@@ -16,6 +16,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from reproduce.data.siftflow import SIFTFLOW_MEAN_BGR
+
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
 
 SEMANTIC_CLASSES = 33
@@ -43,7 +45,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("siftflow",))
+                      fetch=("siftflow",),
+                      mean_bgr=tuple(float(v) for v in SIFTFLOW_MEAN_BGR))
 
 _HEADS = (Head(SEMANTIC_CLASSES, "_sem", "sem", "loss"), Head(GEOMETRIC_CLASSES, "_geo", "geo", "loss_geo"))
 MODELS = tuple(FCNModel(dataset="siftflow", heads=_HEADS, folder=f"siftflow-{m['stride']}",

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
+from reproduce.data.voc import VOC_MEAN_BGR
+
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
 
 VAL_SPLIT = "seg11valid"  # the 736 VOC2011 segval images that do not intersect SBD train
@@ -55,7 +57,8 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("voc", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=4000,
-                      fetch=("sbd", "voc2011"))
+                      fetch=("sbd", "voc2011"),
+                      mean_bgr=tuple(float(v) for v in VOC_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="voc", heads=_HEADS, folder=f"voc-{m['name']}", **m) for m in (

@@ -25,11 +25,33 @@ __all__ = ["detect_widths", "detect_num_classes", "load_net", "resolve_device"]
 _FIRST_CONV = {"vgg16": ("conv1_1", 64), "alexnet": ("conv1", 96)}
 
 
+def _first_conv(net_name: str) -> tuple[str, int]:
+    """The first convolution's name and full width (``conv1_1``; NYUDv2's ``conv1_1_bgrd``,
+    ``conv1_1color``)."""
+    from reproduce.models import model
+
+    m = model(net_name)
+    layer, full = _FIRST_CONV[m.backbone]
+    if m.first_conv:
+        return m.first_conv, full
+    return (f"{layer}{m.inputs[0]}" if m.fusion == "late" else layer), full
+
+
+def _score_layers(net_name: str) -> dict[str, str]:
+    """``{score blob: the layer whose outputs are its classes}`` (``score_fr``, ``score_fr_sem``…)."""
+    from reproduce.models import model
+
+    m = model(net_name)
+    if m.fusion == "late":
+        return {m.heads[0].score: f"score_fr{m.inputs[0]}"}
+    return {h.score: f"score_fr{h.suffix}" for h in m.heads}
+
+
 def detect_widths(net_name: str, weights: Mapping[str, Sequence[np.ndarray]], source: str = "weights") -> str:
     """The width preset whose first convolution has as many outputs as ``weights``' one."""
-    from reproduce.models import WIDTH_PRESETS, model, width_map
+    from reproduce.models import WIDTH_PRESETS, width_map
 
-    layer, full = _FIRST_CONV[model(net_name).backbone]
+    layer, full = _first_conv(net_name)
     if layer not in weights or not len(weights[layer]):
         raise ValueError(f"{source}: no layer {layer!r}; these are not {net_name} weights")
     outputs = int(np.shape(weights[layer][0])[0])
@@ -40,9 +62,19 @@ def detect_widths(net_name: str, weights: Mapping[str, Sequence[np.ndarray]], so
                      f"({', '.join(WIDTH_PRESETS)}) gives {net_name}")
 
 
-def detect_num_classes(weights: Mapping[str, Sequence[np.ndarray]], default: int = 21) -> int:
-    blobs = weights.get("score_fr")
-    return int(np.shape(blobs[0])[0]) if blobs else default
+def detect_num_classes(weights: Mapping[str, Sequence[np.ndarray]], default: int = 21,
+                       net_name: str | None = None):
+    """The class count(s) the weights score: an int, or for a net with several heads
+    ``{score blob: classes}`` (``None`` entries fall back to the release's counts)."""
+    if net_name is None:
+        blobs = weights.get("score_fr")
+        return int(np.shape(blobs[0])[0]) if blobs else default
+    layers = _score_layers(net_name)
+    counts = {score: int(np.shape(weights[layer][0])[0]) for score, layer in layers.items()
+              if weights.get(layer)}
+    if len(layers) == 1:
+        return next(iter(counts.values()), None)
+    return counts or None
 
 
 def resolve_device(device: str = "auto"):
@@ -54,7 +86,7 @@ def resolve_device(device: str = "auto"):
 
 
 def load_net(net_name: str, weights: str | os.PathLike | Mapping[str, Sequence[np.ndarray]], *,
-             split: str = "deploy", widths: str = "auto", num_classes: int | None = None,
+             split: str = "deploy", widths: str = "auto", num_classes=None,
              device: str = "cpu"):
     """Net ``net_name`` (``reproduce.models`` name) for ``split`` with ``weights`` copied in."""
     from reproduce.weights.convert import load_weights
@@ -68,7 +100,7 @@ def load_net(net_name: str, weights: str | os.PathLike | Mapping[str, Sequence[n
     if widths == "auto":
         widths = detect_widths(net_name, weights, source)
     if num_classes is None:
-        num_classes = detect_num_classes(weights)
+        num_classes = detect_num_classes(weights, net_name=net_name)
     net = Net(net_param(net_name, split, num_classes=num_classes, widths=widths), phase="test")
     missing = [name for name in net.params if name not in weights]
     if missing:
