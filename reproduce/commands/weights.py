@@ -1,18 +1,29 @@
-"""Download, check and convert the official caffemodels into the weights directory.
+"""Download (or import), check and convert the official caffemodels into the weights directory.
 
-For each selected entry of ``reproduce.weights.manifest.MANIFEST`` (all by default;
-``--only NAME …`` picks some: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet vgg16 alexnet):
+For each selected entry of ``reproduce.weights.manifest.MANIFEST`` (all by default; ``--only
+NAME …`` picks some by name, file name or release folder — see ``--list``):
 
 1. download ``<dir>/<file>.caffemodel`` with a progress bar, resuming a ``<file>.part`` left
-   by an interrupted run (HTTP Range), retrying broken transfers;
-2. check its sha1 — against the manifest where the release publishes one, otherwise against
-   the sha1 recorded in ``<dir>/weights.lock.json`` by an earlier download (the first
-   download records what it observed) — and rename it into place only then;
+   by an interrupted run (HTTP Range), retrying broken transfers, and trying the entry's URLs
+   in order (the release's host ``dl.caffe.berkeleyvision.org`` first, then mirrors — listed
+   only for files whose sha1 is published); each URL's failure, a wrong sha1 included, moves
+   on to the next, and when all fail the one-line error names every URL and why;
+2. check its sha1 — against the manifest where one is published, otherwise against the sha1
+   recorded in ``<dir>/weights.lock.json`` by an earlier download (the first download records
+   what it observed) — and rename it into place only then;
 3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``.
+
+``--from DIR`` takes the files from DIR instead of the network: the release's file names
+(``DIR/fcn8s-heavy-pascal.caffemodel`` …), checked like downloads (sha1 or lock), copied
+atomically into the weights directory and converted. With ``--only`` every named file must be
+in DIR; without it, the files DIR lacks are listed by name and skipped (at least one must be
+there). ``nyud-fcn32s-color-d`` was never released (the release's folder has no
+``caffemodel-url``): it is skipped by downloads of all entries, and can only be imported.
 
 A file already present is checked, not fetched again (``--force`` fetches anew). A failure
 prints one line for that file and the others go on; the exit status is 1 if any file
-failed, 0 otherwise. ``--mirror URL`` fetches ``URL/<file>`` instead of the manifest's URL.
+failed, 0 otherwise. ``--mirror URL`` (repeatable, tried in order) fetches ``URL/<file>``
+instead of the manifest's URLs.
 """
 from __future__ import annotations
 
@@ -26,7 +37,10 @@ from reproduce.cli import UserError
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these entries (default: all)")
     parser.add_argument("--dir", type=Path, default=Path("weights"), help="weights directory (default: weights)")
-    parser.add_argument("--mirror", metavar="URL", help="fetch URL/<file name> instead of the official URL")
+    parser.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
+                        help="import the release's files from DIR (checked and converted like downloads)")
+    parser.add_argument("--mirror", metavar="URL", action="append",
+                        help="fetch URL/<file name> instead of the official URLs (repeat to try several in order)")
     parser.add_argument("--no-convert", action="store_true", help="keep the caffemodels only, write no .pth")
     parser.add_argument("--force", action="store_true", help="download again even if the file is present")
     parser.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
@@ -45,18 +59,38 @@ def run(args: argparse.Namespace) -> int:
     if args.list:
         _list(entries, args.dir)
         return 0
-    failures = 0
+    source_dir: Path | None = getattr(args, "from_dir", None)
+    if source_dir is not None and not source_dir.is_dir():
+        raise UserError(f"--from {source_dir}: not a directory")
+    explicit = bool(args.only)
+    failures = done = 0
+    missing: list[str] = []
     for e in entries:
+        if source_dir is None and not explicit and not e.released:
+            print(f"{e.name}: skipped — not released by the reference release (import it with --from DIR)",
+                  flush=True)
+            continue
+        if (source_dir is not None and not explicit and not (source_dir / e.file).exists()
+                and not (args.dir / e.file).is_file()):
+            missing.append(e.file)
+            continue
         try:
             print(f"{e.name}: {fetch_entry(e, args)}", flush=True)
+            done += 1
         except Exception as err:  # one line per file; the others go on
             if not _reportable(err):
                 raise
             failures += 1
             print(f"error: {err}", file=sys.stderr, flush=True)
+    if missing:
+        print(f"not in {source_dir} (skipped): {', '.join(missing)}", file=sys.stderr, flush=True)
+        if not done and not failures:
+            print(f"error: {source_dir}: none of the release's files is there (looked for "
+                  f"{', '.join(e.file for e in entries)})", file=sys.stderr, flush=True)
+            return 1
     if failures:
-        print(f"{failures} of {len(entries)} file(s) failed; run the command again to resume or retry",
-              file=sys.stderr)
+        again = "fix the files in --from DIR" if source_dir is not None else "run the command again to resume or retry"
+        print(f"{failures} of {len(entries) - len(missing)} file(s) failed; {again}", file=sys.stderr)
         return 1
     return 0
 
@@ -69,20 +103,32 @@ def _reportable(err: Exception) -> bool:
 
 
 def url_for(e, mirror: str | None) -> str:
-    return f"{mirror.rstrip('/')}/{e.file}" if mirror else e.url
+    """The first URL of ``e`` (``mirror/<file>`` when a mirror is given)."""
+    urls = urls_for(e, [mirror] if mirror else None)
+    return urls[0] if urls else ""
+
+
+def urls_for(e, mirrors=None) -> tuple[str, ...]:
+    """The URLs to try for ``e``, in order: ``<mirror>/<file>`` for each mirror, else the manifest's."""
+    if mirrors:
+        return tuple(f"{m.rstrip('/')}/{e.file}" for m in mirrors)
+    return e.urls
 
 
 def fetch_entry(e, args: argparse.Namespace) -> str:
-    """Download (or check), record and convert one entry; returns a one-line summary."""
+    """Download or import (or check), record and convert one entry; returns a one-line summary."""
     from reproduce.weights import manifest
-    from reproduce.weights.download import ChecksumError, DownloadError, download, part_path, sha1_of
+    from reproduce.weights.download import (ChecksumError, DownloadError, download_from, import_file,
+                                            part_path, sha1_of, source_path)
 
     directory: Path = args.dir
     dest = directory / e.file
-    url = url_for(e, args.mirror)
+    source_dir: Path | None = getattr(args, "from_dir", None)
+    urls = urls_for(e, args.mirror)
     expected, origin = manifest.expected_sha1(e, directory)
     if args.force:
         part_path(dest).unlink(missing_ok=True)
+        source_path(dest).unlink(missing_ok=True)
     if dest.is_file() and not args.force:
         digest = sha1_of(dest)
         if expected and digest != expected:
@@ -90,22 +136,32 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
                                 f"(from the {origin}); delete it or pass --force to download it again")
         what = f"present, sha1 {digest} " + (f"matches the {origin}" if expected else "recorded in the lock file")
         if not expected:
-            manifest.record_sha1(directory, e.file, digest, dest.stat().st_size, url)
+            manifest.record_sha1(directory, e.file, digest, dest.stat().st_size, urls[0] if urls else "")
         fresh = False
     else:
         try:
-            result = download(url, dest, sha1=expected, timeout=args.timeout, retries=args.retries,
-                              progress=not args.quiet)
+            if source_dir is not None:
+                result = import_file(source_dir / e.file, dest, sha1=expected)
+            elif not urls:
+                raise DownloadError(f"{e.file}: not released — the reference release has no caffemodel-url "
+                                    f"for {e.folder or e.name}; import a file of this name with --from DIR")
+            else:
+                result = download_from(urls, dest, sha1=expected, timeout=args.timeout, retries=args.retries,
+                                       progress=not args.quiet)
         except ChecksumError as err:
             if origin.startswith("lock file"):
                 raise ChecksumError(f"{err}; the expected sha1 was recorded in the {origin} at an earlier "
                                     f"download — if the file really changed, delete its entry there") from None
             raise
-        manifest.record_sha1(directory, e.file, result.sha1, result.size, url)
-        resumed = f", resumed at byte {result.resumed_from:,}" if result.resumed_from else ""
+        manifest.record_sha1(directory, e.file, result.sha1, result.size, result.url)
         check = (f"matches the {origin}" if result.checked
                  else f"recorded in {directory / manifest.LOCK_FILE} (no published sha1)")
-        what = f"downloaded {result.size:,} bytes{resumed}, sha1 {result.sha1} {check}"
+        if source_dir is not None:
+            what = f"imported {result.size:,} bytes from {source_dir / e.file}, sha1 {result.sha1} {check}"
+        else:
+            resumed = f", resumed at byte {result.resumed_from:,}" if result.resumed_from else ""
+            via = f" from {result.url}" if len(urls) > 1 else ""
+            what = f"downloaded {result.size:,} bytes{via}{resumed}, sha1 {result.sha1} {check}"
         fresh = True
     if args.no_convert:
         return what
@@ -127,13 +183,16 @@ def _list(entries, directory: Path) -> None:
     from reproduce.weights import manifest
 
     lock = manifest.read_lock(directory)
-    header = ("name", "file", "sha1", "present", "published mean IU")
+    header = ("name", "file", "dataset", "classes", "sha1", "present", "published")
     rows = []
     for e in entries:
         sha1 = e.sha1 or (lock.get(e.file, {}).get("sha1") and f"{lock[e.file]['sha1']} (lock)") or manifest.UNKNOWN
         present = ", ".join(name for name in (e.file, e.pth) if (directory / name).is_file()) or "-"
-        published = "" if e.published_mean_iu is None else f"{e.published_mean_iu:.1f}"
-        rows.append((e.name, e.file, sha1, present, published))
+        file = e.file if e.released else f"{e.file} (not released)"
+        rows.append((e.name, file, e.dataset, e.classes_text, sha1, present, e.published_text))
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     for row in [header, *rows]:
         print("  ".join(str(cell).ljust(w) for cell, w in zip(row, widths)).rstrip())
+    if any(e.scores for e in entries):
+        print("(paper rows — CVPR 2015, original training — are context, not measurements of the released "
+              "files; see weights/README.md)")

@@ -14,6 +14,15 @@ sha1), made robust for files of half a gigabyte:
 
 Every failure raises ``DownloadError`` (``ChecksumError`` is one) with a one-line message
 naming the file and the URL; nothing else escapes for network trouble.
+
+``download_from(urls, dest)`` tries several URLs of one file in order (the release's host,
+then mirrors): any failure of one URL — HTTP error, unreachable host, a transfer that keeps
+breaking off, *and* a completed file whose sha1 is wrong (a mirror may hold a stale or broken
+copy) — moves on to the next; the error, when all fail, is one line naming every URL and why
+it failed. A ``.part`` is resumed from another URL only when a sha1 is expected (the final
+check then catches mixed bytes); without one it is resumed only from the URL that wrote it
+(recorded in ``<dest>.source.part``). ``import_file(src, dest)`` is the same check and atomic
+rename for a file the user already has.
 """
 from __future__ import annotations
 
@@ -27,10 +36,11 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-__all__ = ["DownloadError", "ChecksumError", "DownloadResult", "download", "sha1_of"]
+__all__ = ["DownloadError", "ChecksumError", "AllURLsFailed", "DownloadResult", "download", "download_from",
+           "import_file", "sha1_of"]
 
 CHUNK = 1 << 20
 USER_AGENT = "reproduce-fcn/0.1 (+python urllib)"
@@ -47,6 +57,14 @@ class ChecksumError(DownloadError):
     """The downloaded bytes do not have the expected sha1."""
 
 
+class AllURLsFailed(DownloadError):
+    """Every URL of a file failed; ``attempts`` is ``[(url, DownloadError), …]`` in the order tried."""
+
+    def __init__(self, message: str, attempts):
+        super().__init__(message)
+        self.attempts = list(attempts)
+
+
 class _Retryable(DownloadError):
     """A transfer that broke off; the ``.part`` keeps what arrived."""
 
@@ -58,6 +76,7 @@ class DownloadResult:
     size: int
     resumed_from: int      # bytes already in the .part when the (last) transfer started
     checked: bool          # the sha1 was compared with an expected value
+    url: str = ""          # where the bytes came from (download_from, import_file)
 
 
 def sha1_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
@@ -101,6 +120,103 @@ def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, time
         os.fsync(f.fileno())
     os.replace(part, dest)
     return DownloadResult(dest, digest, size, resumed_from, sha1 is not None)
+
+
+def source_path(dest: str | os.PathLike) -> Path:
+    """Where ``download_from`` notes which URL wrote ``<dest>.part``."""
+    dest = Path(dest)
+    return dest.with_name(dest.name + ".source.part")
+
+
+def download_from(urls, dest: str | os.PathLike, *, sha1: str | None = None, **kwargs) -> DownloadResult:
+    """Download ``dest`` from the first of ``urls`` that delivers it (see the module docstring).
+
+    ``kwargs`` go to ``download`` (timeout, retries, progress, backoff). With one URL its error
+    is raised unchanged; with several, ``AllURLsFailed`` (a ``ChecksumError`` too when every URL
+    delivered a file with the wrong sha1) lists each URL and its failure.
+    """
+    dest = Path(dest)
+    urls = tuple(urls)
+    if not urls:
+        raise DownloadError(f"{dest.name}: no URL to download it from")
+    part, source = part_path(dest), source_path(dest)
+    attempts: list[tuple[str, DownloadError]] = []
+    for url in urls:
+        recorded = source.read_text().strip() if source.is_file() else None
+        if part.exists() and recorded and recorded != url and sha1 is None:
+            part.unlink()  # bytes of another URL, and no sha1 to catch a mix: start over
+        inherited = part.exists() and recorded is not None and recorded != url
+        try:
+            try:
+                result = download(url, dest, sha1=sha1, **kwargs)
+            except ChecksumError:
+                if not inherited:
+                    raise
+                result = download(url, dest, sha1=sha1, **kwargs)  # the resumed prefix was another URL's
+        except DownloadError as err:
+            attempts.append((url, err))
+            if part.exists():
+                source.write_text(url + "\n")
+            else:
+                source.unlink(missing_ok=True)
+            continue
+        source.unlink(missing_ok=True)
+        return replace(result, url=url)
+    if len(attempts) == 1:
+        raise attempts[0][1]
+    reasons = "; ".join(f"{i}) {url}: {_without(str(err), dest.name, url)}"
+                        for i, (url, err) in enumerate(attempts, 1))
+    cls = _AllChecksumsFailed if all(isinstance(err, ChecksumError) for _, err in attempts) else AllURLsFailed
+    raise cls(f"{dest.name}: all {len(attempts)} URLs failed — {reasons}", attempts)
+
+
+class _AllChecksumsFailed(AllURLsFailed, ChecksumError):
+    pass
+
+
+def _without(message: str, label: str, url: str) -> str:
+    """``message`` less what the combined error already says (the file name, the URL)."""
+    if message.startswith(label + ": "):
+        message = message[len(label) + 2:]
+    for redundant, instead in ((f"cannot download {url}: ", ""), (f" (from {url})", ""),
+                               (f"transfer from {url}", "transfer"), (f" from {url}", "")):
+        message = message.replace(redundant, instead)
+    return message.strip()
+
+
+def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | None = None) -> DownloadResult:
+    """Copy ``src`` (a file the user already has) to ``dest`` with the checks of a download.
+
+    The bytes are hashed while copied into ``<dest>.import.part`` beside ``dest``; a sha1 other
+    than ``sha1`` (when given) deletes the copy and raises ``ChecksumError`` naming ``src``; only a
+    checked copy is renamed to ``dest`` (``os.replace``), so ``dest`` is never half-written.
+    """
+    src, dest = Path(src), Path(dest)
+    if not src.is_file():
+        why = "is not a file" if src.exists() else "not found"
+        raise DownloadError(f"{src}: {why} (expected the release's {dest.name} there)")
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(dest.name + ".import.part")
+    digest = hashlib.sha1()
+    size = 0
+    try:
+        with open(src, "rb") as f, open(tmp, "wb") as out:
+            for block in iter(lambda: f.read(CHUNK), b""):
+                digest.update(block)
+                out.write(block)
+                size += len(block)
+            out.flush()
+            os.fsync(out.fileno())
+        observed = digest.hexdigest()
+        if sha1 is not None and observed != sha1.lower():
+            raise ChecksumError(f"{src}: sha1 {observed} of its {size:,} bytes does not match the expected "
+                                f"{sha1} for {dest.name}; not imported")
+        os.replace(tmp, dest)
+    except OSError as err:
+        raise DownloadError(f"{src}: cannot import it to {dest}: {err.strerror or err}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return DownloadResult(dest, observed, size, 0, sha1 is not None, src.resolve().as_uri())
 
 
 def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) -> int:
