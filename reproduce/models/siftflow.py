@@ -6,7 +6,7 @@ head (3 classes — sky, horizontal, vertical — ``score_geo``, trained on ``ge
 ``loss_geo``), each with its own skips; every head layer's name ends in ``_sem``/``_geo``.
 CVPR 2015 Sec. 4.3 / Table 5 and PAMI 2016 Table 8 report them (both heads trained jointly).
 
-Splits ``trainval`` (2,488 images) and ``test`` (200) of ``siftflow_layers.SIFTFlowSegDataLayer``.
+Splits ``trainval`` (2,486 images in the release's list) and ``test`` (200) of ``siftflow_layers.SIFTFlowSegDataLayer``.
 The solver has 300k iterations, no snapshot fields (the release leaves them out) and
 ``test_iter`` 200; base_lr 1e-10 for 32s and 1e-12 for both 16s and 8s (as released). Each
 ``solve.py`` tests both heads every 2000 iterations; 32s copies the VGG16 FCN, 16s the 32s
