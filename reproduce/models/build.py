@@ -50,6 +50,25 @@ def splits(name: str) -> tuple[str, str, str]:
     return dataset_of(name).all_splits
 
 
+def data_directories(name: str, data_dir) -> dict:
+    """``{data layer parameter: absolute folder}`` of net ``name``'s data layers (``sbdd_dir``,
+    ``voc_dir``, ``nyud_dir``, ``siftflow_dir``, ``context_dir``): the release's relative paths
+    (``../data/nyud``) re-rooted in ``data_dir``, the release's ``data/`` folder."""
+    import ast
+    from pathlib import Path
+
+    m = model(name)
+    dataset = DATASETS[m.dataset]
+    dirs = {}
+    for split in dataset.splits:
+        params = ast.literal_eval(dataset.data_layer(m, split).param_str)
+        for key, value in params.items():
+            if key.endswith("_dir"):
+                relative = str(value)[len(m.data_root):].lstrip("/")
+                dirs[key] = (Path(data_dir) / relative).resolve()
+    return dirs
+
+
 def heads(m: FCNModel, num_classes: int | Mapping[str, int] | None) -> tuple[Head, ...]:
     """The model's heads with ``num_classes`` applied: an int for a one-headed net, a
     ``{score blob: classes}`` mapping for any; ``None`` keeps the release's counts."""

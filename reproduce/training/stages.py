@@ -125,18 +125,10 @@ def data_dirs(opts: StageOptions) -> dict[str, Path]:
     """``{data layer parameter: absolute folder}`` of the stage's data layers (``sbdd_dir``,
     ``voc_dir``, ``nyud_dir``, ``siftflow_dir``, ``context_dir``): the release's relative
     paths (``../data/nyud``) re-rooted in ``opts.data_dir``, with the VOC overrides."""
-    from reproduce.data import parse_param_str
-    from reproduce.models import dataset_of
+    from reproduce.models.build import data_directories
 
     m = opts.description
-    dataset = dataset_of(opts.model)
-    dirs: dict[str, Path] = {}
-    for split in dataset.splits:
-        params = parse_param_str(dataset.data_layer(m, split).param_str)
-        for key, value in params.items():
-            if key.endswith("_dir"):
-                relative = str(value)[len(m.data_root):].lstrip("/")
-                dirs[key] = (Path(opts.data_dir) / relative).resolve()
+    dirs = data_directories(opts.model, opts.data_dir)
     if m.dataset == "voc":
         for key, value in (("sbdd_dir", opts.sbd_dir), ("voc_dir", opts.voc_dir)):
             if value is not None:
