@@ -16,6 +16,30 @@ from typing import Any, Callable, Mapping
 IGNORE_LABEL = 255
 SEED = 1337
 
+# The solver.prototxt fields every net of the release shares: the solver makes the test net
+# but never runs it itself (solve.py runs seg_tests), fixed lr, momentum 0.99, batch 1.
+RELEASE_SOLVER: Mapping[str, Any] = {
+    "test_interval": 999999999,
+    "display": 20,
+    "average_loss": 20,
+    "lr_policy": "fixed",
+    "momentum": 0.99,
+    "iter_size": 1,
+    "weight_decay": 0.0005,
+    "test_initialization": False,
+}
+
+
+def release_solver(train_net: str, test_net: str, test_iter: int, max_iter: int,
+                   snapshot: int | None = None) -> dict:
+    """A dataset's solver fields: the release's shared ones and its own (file names, test
+    iterations = the test split's size, iterations, snapshot cadence or none)."""
+    fields = {"train_net": train_net, "test_net": test_net, "test_iter": test_iter, **RELEASE_SOLVER,
+              "max_iter": max_iter}
+    if snapshot is not None:
+        fields.update(snapshot=snapshot, snapshot_prefix="snapshot/train")
+    return fields
+
 
 @dataclass(frozen=True)
 class Head:

@@ -20,30 +20,14 @@ color and HHA nets, each into its suffixed stream.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from reproduce.data.nyud import NYUD_MEAN_BGR
 
-from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
+from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 NUM_CLASSES = 40
 
-SOLVER_COMMON: Mapping[str, Any] = {
-    "train_net": "trainval.prototxt",
-    "test_net": "test.prototxt",
-    "test_iter": 654,
-    "test_interval": 999999999,
-    "display": 20,
-    "average_loss": 20,
-    "lr_policy": "fixed",
-    "momentum": 0.99,
-    "iter_size": 1,
-    "max_iter": 300000,
-    "weight_decay": 0.0005,
-    "snapshot": 2000,
-    "snapshot_prefix": "snapshot/train",
-    "test_initialization": False,
-}
+SOLVER_COMMON = release_solver("trainval.prototxt", "test.prototxt",
+                               test_iter=654, max_iter=300000, snapshot=2000)
 
 
 def data_layer(m: FCNModel, split: str) -> DataLayer:

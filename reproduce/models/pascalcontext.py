@@ -12,30 +12,14 @@ Splits ``train`` (4,998 images) and ``val`` (5,105) of
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from reproduce.data.pascalcontext import CONTEXT_MEAN_BGR
 
-from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
+from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 NUM_CLASSES = 60  # 59 classes and background
 
-SOLVER_COMMON: Mapping[str, Any] = {
-    "train_net": "train.prototxt",
-    "test_net": "val.prototxt",
-    "test_iter": 5105,
-    "test_interval": 999999999,
-    "display": 20,
-    "average_loss": 20,
-    "lr_policy": "fixed",
-    "momentum": 0.99,
-    "iter_size": 1,
-    "max_iter": 300000,
-    "weight_decay": 0.0005,
-    "snapshot": 4000,
-    "snapshot_prefix": "snapshot/train",
-    "test_initialization": False,
-}
+SOLVER_COMMON = release_solver("train.prototxt", "val.prototxt",
+                               test_iter=5105, max_iter=300000, snapshot=4000)
 
 
 def data_layer(m: FCNModel, split: str) -> DataLayer:

@@ -14,29 +14,15 @@ result and 8s the 16s result.
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from reproduce.data.siftflow import SIFTFLOW_MEAN_BGR
 
-from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
+from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 SEMANTIC_CLASSES = 33
 GEOMETRIC_CLASSES = 3
 
-SOLVER_COMMON: Mapping[str, Any] = {
-    "train_net": "trainval.prototxt",
-    "test_net": "test.prototxt",
-    "test_iter": 200,
-    "test_interval": 999999999,
-    "display": 20,
-    "average_loss": 20,
-    "lr_policy": "fixed",
-    "momentum": 0.99,
-    "iter_size": 1,
-    "max_iter": 300000,
-    "weight_decay": 0.0005,
-    "test_initialization": False,
-}
+SOLVER_COMMON = release_solver("trainval.prototxt", "test.prototxt",
+                               test_iter=200, max_iter=300000)  # no snapshot fields
 
 
 def data_layer(m: FCNModel, split: str) -> DataLayer:

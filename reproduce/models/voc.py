@@ -17,33 +17,16 @@ FCN-AlexNet (base_lr 1e-4, momentum 0.9, gradient accumulation over 20 images).
 """
 from __future__ import annotations
 
-from typing import Any, Mapping
-
 from reproduce.data.voc import VOC_MEAN_BGR
 
-from .description import SEED, DataLayer, DatasetNets, FCNModel, Head
+from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 VAL_SPLIT = "seg11valid"  # the 736 VOC2011 segval images that do not intersect SBD train
-MEAN_BGR = (104.00699, 116.66877, 122.67892)
+MEAN_BGR = VOC_MEAN_BGR  # (104.00699, 116.66877, 122.67892), as net.py writes it into param_str
 NUM_CLASSES = 21
 
-# the solver.prototxt fields all five share (each net adds base_lr and its own changes)
-SOLVER_COMMON: Mapping[str, Any] = {
-    "train_net": "train.prototxt",
-    "test_net": "val.prototxt",
-    "test_iter": 736,
-    "test_interval": 999999999,  # make the test net, but never run it from the solver itself
-    "display": 20,
-    "average_loss": 20,
-    "lr_policy": "fixed",
-    "momentum": 0.99,
-    "iter_size": 1,
-    "max_iter": 100000,
-    "weight_decay": 0.0005,
-    "snapshot": 4000,
-    "snapshot_prefix": "snapshot/train",
-    "test_initialization": False,
-}
+SOLVER_COMMON = release_solver("train.prototxt", "val.prototxt",
+                               test_iter=736, max_iter=100000, snapshot=4000)
 
 
 def data_layer(m: FCNModel, split: str) -> DataLayer:
