@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from reproduce.evaluation.score import (SegScore, fast_hist, metrics, read_class_names, save_palette_png,
-                             seg_test_lines, voc_palette)
+from reproduce.evaluation.score import (SegScore, fast_hist, metrics, pixel_accuracy, present_classes,
+                                        read_class_names, save_palette_png, seg_test_lines, voc_palette)
 
 
 # -- the reference formulas, written out literally (score.py's fast_hist and do_seg_tests) --
@@ -73,6 +73,32 @@ def test_metrics_class_predicted_but_absent_from_ground_truth_counts_as_zero_iu(
     assert same(m["per_class_acc"], [0.5, np.nan, np.nan])
     assert m["mean_acc"] == pytest.approx(0.5)
     assert m["fwavacc"] == pytest.approx(0.5)  # only classes with ground-truth pixels
+
+
+def test_classes_present_only_drops_a_predicted_class_missing_from_the_ground_truth():
+    # class 2 is predicted once but never in the ground truth (SIFT Flow's missing classes)
+    hist = fast_hist(np.array([0, 0, 1, 1]), np.array([0, 2, 1, 1]), 3).astype(float)
+    plain = metrics(hist)
+    present = metrics(hist, classes_present_only=True)
+    assert same(present_classes(hist), [True, True, False])
+    assert plain["mean_iu"] == pytest.approx((0.5 + 1.0 + 0.0) / 3)      # score.py: IU 0 counted
+    assert present["mean_iu"] == pytest.approx((0.5 + 1.0) / 2)          # present classes only
+    assert present["mean_iu_all"] == pytest.approx(plain["mean_iu"])
+    assert present["n_present"] == 2
+    assert same(present["per_class_iu"], [0.5, 1.0, np.nan])
+    for key in ("overall_acc", "mean_acc", "fwavacc"):                    # unchanged by the option
+        assert present[key] == pytest.approx(plain[key])
+    score = SegScore(3)
+    score.hist += hist
+    score.count = 1
+    assert score.metrics(classes_present_only=True)["mean_iu"] == pytest.approx(0.75)
+
+
+def test_pixel_accuracy_counts_every_non_void_pixel():
+    hist = fast_hist(np.array([0, 1, 2, 2, 255]), np.array([0, 1, 1, 2, 0]), 3)
+    assert pixel_accuracy(hist) == pytest.approx(3 / 4)
+    assert pixel_accuracy(hist) == pytest.approx(metrics(hist)["overall_acc"])
+    assert np.isnan(pixel_accuracy(np.zeros((3, 3))))
 
 
 def test_metrics_of_an_empty_histogram_are_nan_without_warnings():

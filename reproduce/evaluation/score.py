@@ -7,6 +7,19 @@ semantics are kept: a class absent from both ground truth and prediction has a N
 accuracy and is skipped by ``np.nanmean``; fwavacc sums over classes with ``freq > 0``.
 Numpy's divide-by-zero warnings are silenced, the values are not changed.
 
+One deliberate departure, off by default: ``metrics(hist, classes_present_only=True)`` takes
+the mean IU over the classes that occur in the ground truth of the scored split only. With
+score.py's rule a class missing from the ground truth but predicted somewhere has IU 0 (not
+NaN) and drags the mean down; the release's ``siftflow-fcn*/solve.py`` says so ("metrics on
+the semantic labels are off b.c. of missing classes; score manually from the histogram
+instead") and its README warns its SIFT Flow semantic evaluation "is not quite right ... due
+to an issue with missing classes". The papers' SIFT Flow semantic numbers (CVPR 2015 Table 5,
+arXiv 1411.4038; PAMI 2016, arXiv 1605.06211) are over the classes present in the 200-image
+test set. Pixel accuracy, mean (class) accuracy and fwavacc already count only classes with
+ground-truth pixels, so the option changes the mean IU (and the per-class IU of such classes,
+then NaN) and nothing else. ``pixel_accuracy`` is the "geom. acc." of SIFT Flow's geometric
+head (Table 5, right): correct over all non-void pixels.
+
 Also: ``SegScore``, an accumulator of histogram, loss sum and image count that can be
 merged (or all-reduced through ``to_vector``/``from_vector``), the standard PASCAL VOC
 palette, palette PNG output and reading class names from a ``classes.txt``-style file.
@@ -21,7 +34,7 @@ from typing import Sequence
 import numpy as np
 
 __all__ = [
-    "fast_hist", "metrics", "SegScore", "ConfusionAccumulator", "seg_test_lines",
+    "fast_hist", "metrics", "present_classes", "pixel_accuracy", "SegScore", "ConfusionAccumulator", "seg_test_lines",
     "voc_palette", "save_palette_png", "read_class_names", "format_per_class",
 ]
 
@@ -44,11 +57,31 @@ def fast_hist(label: np.ndarray, pred: np.ndarray, n: int) -> np.ndarray:
     return np.bincount(n * label[k].astype(int) + pred_k, minlength=n ** 2).reshape(n, n)
 
 
-def metrics(hist: np.ndarray) -> dict:
+def present_classes(hist: np.ndarray) -> np.ndarray:
+    """Boolean mask of the classes with ground-truth pixels in ``hist`` (rows: ground truth)."""
+    return np.asarray(hist, dtype=np.float64).sum(1) > 0
+
+
+def pixel_accuracy(hist: np.ndarray) -> float:
+    """Correct pixels over all counted (non-void) pixels: score.py's "overall accuracy",
+    the papers' "pixel acc." and SIFT Flow's "geom. acc." (CVPR 2015 Table 5, right column:
+    "The metric for geometry is pixel accuracy"). NaN for an empty histogram."""
+    hist = np.asarray(hist, dtype=np.float64)
+    total = hist.sum()
+    return float(np.trace(hist) / total) if total else float("nan")
+
+
+def metrics(hist: np.ndarray, classes_present_only: bool = False) -> dict:
     """The reference's metrics of a confusion histogram.
 
     Returns ``overall_acc``, ``mean_acc``, ``mean_iu``, ``fwavacc`` (floats, possibly NaN)
     and ``per_class_iu``, ``per_class_acc`` (float arrays with NaN for absent classes).
+
+    ``classes_present_only`` (default off = score.py bit for bit): the IU of a class without
+    ground-truth pixels is NaN even when it was predicted, so ``mean_iu`` is the mean over the
+    classes present in the ground truth (the SIFT Flow semantic scoring of the papers, see the
+    module docstring); the result then also has ``mean_iu_all`` (score.py's value) and
+    ``n_present``. The other metrics are the same either way.
     """
     hist = np.asarray(hist, dtype=np.float64)
     diag = np.diag(hist)
@@ -62,7 +95,7 @@ def metrics(hist: np.ndarray) -> dict:
         fwavacc = (freq[freq > 0] * per_class_iu[freq > 0]).sum()
         mean_acc = np.nanmean(per_class_acc)
         mean_iu = np.nanmean(per_class_iu)
-    return {
+    result = {
         "overall_acc": float(overall_acc),
         "mean_acc": float(mean_acc),
         "mean_iu": float(mean_iu),
@@ -70,6 +103,16 @@ def metrics(hist: np.ndarray) -> dict:
         "per_class_iu": per_class_iu,
         "per_class_acc": per_class_acc,
     }
+    if classes_present_only:
+        present = present_classes(hist)
+        present_iu = np.where(present, per_class_iu, np.nan)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)   # no class present: NaN, as above
+            result["mean_iu"] = float(np.nanmean(present_iu))
+        result["mean_iu_all"] = float(mean_iu)
+        result["per_class_iu"] = present_iu
+        result["n_present"] = int(present.sum())
+    return result
 
 
 class SegScore:
@@ -127,9 +170,9 @@ class SegScore:
     def mean_loss(self) -> float:
         return self.loss_sum / self.count if self.count else float("nan")
 
-    def metrics(self) -> dict:
-        """``metrics(self.hist)`` plus ``loss`` (the mean loss) and ``count``."""
-        result = metrics(self.hist)
+    def metrics(self, classes_present_only: bool = False) -> dict:
+        """``metrics(self.hist, classes_present_only)`` plus ``loss`` (the mean loss) and ``count``."""
+        result = metrics(self.hist, classes_present_only)
         result["loss"] = self.mean_loss
         result["count"] = self.count
         return result
