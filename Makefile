@@ -53,6 +53,13 @@ prototxt: $(STAMP) ## regenerate prototxt_ref/ from the net definitions
 benchmark: $(STAMP) ## speed and memory benchmarks; results in BENCHMARKS.md
 	$(PY) benchmarks/run.py
 
+# The release's datasets under DATA_DIR in the layout its data layers read (README "Data").
+DATASETS ?= sbd voc2011
+DATA_FROM ?=
+.PHONY: data
+data: $(STAMP) ## download (or DATA_FROM=DIR|URL: import), extract and check DATASETS into DATA_DIR
+	$(PY) -m reproduce data fetch $(DATASETS) --dir "$(DATA_DIR)" $(if $(DATA_FROM),--from "$(DATA_FROM)")
+
 weights: $(STAMP) ## download (or FROM=DIR: import), check and convert the official caffemodels into weights/
 	$(PY) -m reproduce weights --dir weights $(if $(FROM),--from "$(FROM)")
 

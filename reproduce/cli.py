@@ -22,6 +22,7 @@ COMMANDS = {
     "verify": ("reproduce.commands.verify", "score stages on seg11valid against the published numbers"),
     "infer": ("reproduce.commands.infer", "segment images: palette PNGs and overlays"),
     "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
+    "data": ("reproduce.commands.data", "download, extract and check the release's datasets (SBD, VOC, NYUDv2, …)"),
     "demo": ("reproduce.commands.demo", "the whole pipeline at small scale on generated data"),
 }
 
@@ -41,6 +42,7 @@ USER_ERRORS = (
     "reproduce.net.fillers:FillerError", "reproduce.net.state_rules:NetStateError",
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
+    "reproduce.data.fetch:DataFetchError",
 )
 
 

@@ -14,6 +14,25 @@ import numpy as np
 from .base import SplitDataset
 from .preprocess import load_caffe_image, open_image_array, read_mat_variable
 
+from .fetch import Archive, DatasetRelease, SplitCount, release_file
+
+# The release's data facts (``python -m reproduce data fetch nyud``): nyud.tar.gz, the release's
+# own packing of NYUDv2 for its data layer (data/images, data/depth, data/hha, segmentation and
+# the split lists under a top folder nyud/, or at the archive's root), becomes nyud_dir. The
+# release's split lists (data/nyud/: train 381, val 414, test 654 ids) are placed where the
+# archive has none; trainval.txt, the split the nets train on, is train + val (795) when absent.
+_NYUD_SAMPLE = ("nyud/data/images/img_{id}.png", "nyud/data/depth/img_{id}.png", "nyud/segmentation/img_{id}.mat")
+NYUD_RELEASE = DatasetRelease(
+    "nyud", "NYUDv2, the 40-class task of Gupta et al., in the release's format",
+    files=(Archive("nyud.tar.gz", ("http://dl.caffe.berkeleyvision.org/nyud.tar.gz",), members=(("", "nyud"),),
+                   roots=("nyud", ""), expect=("data/images", "segmentation")),
+           release_file("data/nyud/train.txt", "bb81542035299d06fe9fb9f03398824fb4861252", "nyud/train.txt"),
+           release_file("data/nyud/val.txt", "48e9b1cd3804d68e4897c3422031e665f8097078", "nyud/val.txt"),
+           release_file("data/nyud/test.txt", "ea2a0e505c795dfe044f047e0f508b12e1453fad", "nyud/test.txt")),
+    splits=(SplitCount("nyud/trainval.txt", 795, _NYUD_SAMPLE), SplitCount("nyud/test.txt", 654, _NYUD_SAMPLE)),
+    joins=(("nyud/trainval.txt", ("nyud/train.txt", "nyud/val.txt")),),
+    note="HHA images (data/hha) come from Gupta et al.'s data.tgz and are not counted")
+
 NYUD_MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
 NYUD_MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
 NYUD_MEAN_LOGD = np.array((7.844,), dtype=np.float32)

@@ -16,6 +16,27 @@ import numpy as np
 from .base import SplitDataset
 from .preprocess import check_same_size, load_caffe_image, read_mat_variable
 
+from .fetch import Archive, DatasetRelease, SplitCount
+
+# The release's data facts (``python -m reproduce data fetch pascalcontext``): the images and
+# splits of PASCAL VOC 2010 (VOCtrainval_03-May-2010.tar: VOCdevkit/VOC2010 → voc_dir/VOC2010,
+# train 4,998 and val 5,105 ids in ImageSets/Main), the full labelling of its 10,103 images
+# (trainval.tar.gz: trainval/<id>.mat and labels.txt → context_dir) and the 59-class task's
+# names (59_labels.txt → context_dir).
+_CONTEXT_SAMPLE = ("pascal/VOC2010/JPEGImages/{id}.jpg", "pascal-context/trainval/{id}.mat")
+PASCALCONTEXT_RELEASE = DatasetRelease(
+    "pascalcontext", "PASCAL-Context (Mottaghi et al.), the 59-class task over PASCAL VOC 2010",
+    files=(Archive("VOCtrainval_03-May-2010.tar",
+                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",),
+                   members=(("VOCdevkit/VOC2010", "pascal/VOC2010"),)),
+           Archive("trainval.tar.gz", ("https://cs.stanford.edu/~roozbeh/pascal-context/trainval.tar.gz",),
+                   members=(("trainval", "pascal-context/trainval"), ("labels.txt", "pascal-context/labels.txt"))),
+           Archive("59_labels.txt", ("https://cs.stanford.edu/~roozbeh/pascal-context/59_labels.txt",),
+                   place="pascal-context/59_labels.txt")),
+    splits=(SplitCount("pascal/VOC2010/ImageSets/Main/train.txt", 4998, _CONTEXT_SAMPLE),
+            SplitCount("pascal/VOC2010/ImageSets/Main/val.txt", 5105, _CONTEXT_SAMPLE)),
+    required=("pascal-context/labels.txt", "pascal-context/59_labels.txt"))
+
 CONTEXT_MEAN_BGR = np.array((104.007, 116.669, 122.679), dtype=np.float32)
 # (full-list name, 59-task name) pairs the reference reconciles
 _RENAMES = (("table", "diningtable"), ("bedclothes", "bedcloth"), ("cloth", "clothes"))

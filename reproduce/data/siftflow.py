@@ -15,6 +15,25 @@ import numpy as np
 from .base import SplitDataset
 from .preprocess import check_same_size, load_caffe_image, read_mat_variable, with_channel_axis
 
+from .fetch import Archive, DatasetRelease, SplitCount, release_file
+
+# The release's data facts (``python -m reproduce data fetch siftflow``): SiftFlowDataset.zip
+# holds Images/, SemanticLabels/, GeoLabels/ (each with the spatial_envelope_… folder) under
+# SiftFlowDataset/ or at its root; they become siftflow_dir. The splits are the release's own
+# (data/sift-flow/: 2,486 trainval and 200 test ids — the 2,688 images less the unannotated ones).
+_SIFTFLOW_SAMPLE = tuple(f"sift-flow/{folder}/spatial_envelope_256x256_static_8outdoorcategories/{{id}}.{ext}"
+                         for folder, ext in (("Images", "jpg"), ("SemanticLabels", "mat"), ("GeoLabels", "mat")))
+SIFTFLOW_RELEASE = DatasetRelease(
+    "siftflow", "SIFT Flow (Liu et al.), semantic and geometric labels",
+    files=(Archive("SiftFlowDataset.zip", ("http://www.cs.unc.edu/~jtighe/Papers/ECCV10/siftflow/SiftFlowDataset.zip",),
+                   members=tuple((f, f"sift-flow/{f}") for f in ("Images", "SemanticLabels", "GeoLabels")),
+                   roots=("SiftFlowDataset", "")),
+           release_file("data/sift-flow/trainval.txt", "4080a5599e4e46699456a62dcd04d92b389416c8",
+                        "sift-flow/trainval.txt"),
+           release_file("data/sift-flow/test.txt", "6cf0a53f63d7c3c8bb135ffe2d87ef433693fb69", "sift-flow/test.txt")),
+    splits=(SplitCount("sift-flow/trainval.txt", 2486, _SIFTFLOW_SAMPLE),
+            SplitCount("sift-flow/test.txt", 200, _SIFTFLOW_SAMPLE)))
+
 SIFTFLOW_MEAN_BGR = np.array((114.578, 115.294, 108.353), dtype=np.float32)
 _SUBDIR = "spatial_envelope_256x256_static_8outdoorcategories"
 

@@ -17,6 +17,30 @@ from .base import SplitDataset
 from .preprocess import (check_same_size, load_caffe_image, open_image_array, read_mat_variable,
                          with_channel_axis)
 
+from .fetch import Archive, DatasetRelease, SplitCount, release_file
+
+# The release's data facts (``reproduce.data.fetch``, ``python -m reproduce data fetch sbd voc2011``):
+# SBD's benchmark.tgz holds benchmark_RELEASE/dataset/{img,cls,inst,train.txt,val.txt}, the
+# reference's sbdd_dir; it trains on the 8,498 ids of train.txt (val.txt has 2,857). VOC2011's
+# tar holds TrainVal/VOCdevkit/VOC2011, the reference's voc_dir, which it scores on the 736 ids
+# of its own seg11valid.txt (data/pascal/ of the release), placed in ImageSets/Segmentation.
+SBD_RELEASE = DatasetRelease(
+    "sbd", "SBD (Hariharan et al.), the training set of the VOC nets",
+    files=(Archive("benchmark.tgz", ("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                                     "semantic_contours/benchmark.tgz",),
+                   members=(("benchmark_RELEASE/dataset", "sbdd/dataset"),)),),
+    splits=(SplitCount("sbdd/dataset/train.txt", 8498, ("sbdd/dataset/img/{id}.jpg", "sbdd/dataset/cls/{id}.mat")),
+            SplitCount("sbdd/dataset/val.txt", 2857, ("sbdd/dataset/img/{id}.jpg", "sbdd/dataset/cls/{id}.mat"))))
+VOC2011_RELEASE = DatasetRelease(
+    "voc2011", "PASCAL VOC 2011, validated on seg11valid",
+    files=(Archive("VOCtrainval_25-May-2011.tar",
+                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2011/VOCtrainval_25-May-2011.tar",),
+                   members=(("TrainVal/VOCdevkit/VOC2011", "pascal/VOC2011"),)),
+           release_file("data/pascal/seg11valid.txt", "dc143d96cbef27941a92fe028359eb919ded5723",
+                        "pascal/VOC2011/ImageSets/Segmentation/seg11valid.txt")),
+    splits=(SplitCount("pascal/VOC2011/ImageSets/Segmentation/seg11valid.txt", 736,
+                       ("pascal/VOC2011/JPEGImages/{id}.jpg", "pascal/VOC2011/SegmentationClass/{id}.png")),))
+
 # The reference's mean (BGR) in the upstream prototxts' param_str.
 VOC_MEAN_BGR = (104.00699, 116.66877, 122.67892)
 

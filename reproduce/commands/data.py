@@ -1,0 +1,90 @@
+"""Download (or import), extract and check the datasets of the reference release.
+
+``data fetch NAME …`` brings each dataset's archives into ``<dir>/archives/`` (resuming an
+interrupted download; ``--from`` takes them from a mirror base URL or a local folder holding
+the release's file names), checks their sha1 (the release's where published, else the one
+recorded in ``<dir>/datasets.lock.json`` at first use), extracts them beside and moves them
+into the layout the release's data layers read (``<dir>/sbdd/dataset``, ``<dir>/pascal/VOC2011``,
+``<dir>/nyud``, ``<dir>/sift-flow``, ``<dir>/pascal-context``), then checks them.
+``data check [NAME …]`` counts each split against the release's figures and names what is
+missing and the command that gets it. Datasets: sbd, voc2011, nyud, siftflow, pascalcontext.
+Exit status 1 when anything failed or is missing.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+    fetch = sub.add_parser("fetch", help="download (or import), extract and check datasets")
+    fetch.add_argument("names", nargs="+", metavar="NAME",
+                       help="sbd, voc2011, nyud, siftflow, pascalcontext")
+    fetch.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
+    fetch.add_argument("--from", dest="source", metavar="DIR_OR_URL",
+                       help="take the release's files from a mirror base URL or a local folder")
+    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    fetch.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
+    fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    check = sub.add_parser("check", help="count what is there and name what is missing")
+    check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
+    check.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from reproduce.data import fetch
+
+    if args.action == "check":
+        releases = fetch.select(args.names) if args.names else list(fetch.datasets().values())
+        return _check(releases, args.dir)
+    releases = fetch.select(args.names)
+    source = args.source
+    if source and not fetch._is_url(source) and not Path(source).is_dir():
+        raise fetch.DataFetchError(f"--from {source}: not a directory (nor an http:// or file:// URL)")
+    failed = []
+    for release in releases:
+        try:
+            for line in fetch.fetch_dataset(release, args.dir, source, progress=not args.no_progress,
+                                            timeout=args.timeout, retries=args.retries):
+                print(f"{release.name}: {line}", flush=True)
+        except Exception as err:  # one line for this dataset; the others go on
+            if not _reportable(err):
+                raise
+            failed.append(release.name)
+            print(f"error: {release.name}: {err}", file=sys.stderr, flush=True)
+    status = _check([r for r in releases if r.name not in failed], args.dir)
+    if failed:
+        print(f"{len(failed)} of {len(releases)} dataset(s) failed: {', '.join(failed)}; "
+              f"fix the cause and run the command again (downloads resume)", file=sys.stderr)
+        return 1
+    return status
+
+
+def _reportable(err: Exception) -> bool:
+    from reproduce.data.fetch import DataFetchError
+    from reproduce.weights.download import DownloadError
+
+    return isinstance(err, (DataFetchError, DownloadError, OSError, ValueError))
+
+
+def _check(releases, directory: Path) -> int:
+    from reproduce.data import fetch
+
+    incomplete = []
+    for release in releases:
+        report = fetch.check_dataset(release, directory)
+        for line in report.lines:
+            print(f"{release.name}: {line}")
+        if release.note:
+            print(f"{release.name}: note: {release.note}")
+        if report.missing:
+            incomplete.append(release.name)
+            for what in report.missing:
+                print(f"{release.name}: missing: {what}", file=sys.stderr)
+            print(f"{release.name}: get it with: python -m reproduce data fetch {release.name} --dir {directory}",
+                  file=sys.stderr)
+        else:
+            print(f"{release.name}: complete")
+    return 1 if incomplete else 0
