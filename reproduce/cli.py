@@ -42,7 +42,7 @@ USER_ERRORS = (
     "reproduce.net.fillers:FillerError", "reproduce.net.state_rules:NetStateError",
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
-    "reproduce.data.fetch:DataFetchError",
+    "reproduce.data.fetch:DataFetchError", "reproduce.training.lock:RunDirBusy",
 )
 
 

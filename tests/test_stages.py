@@ -216,6 +216,21 @@ def test_a_finished_stage_says_so_and_exits_0(data, vgg_v1, tmp_path, capsys):
     assert (tmp_path / "fcn32s" / "final.caffemodel").stat().st_mtime_ns == before
 
 
+def test_a_second_stage_on_a_held_run_directory_is_refused_in_one_line(data, vgg_v1, tmp_path, capsys):
+    from reproduce.training.lock import hold_run_dir
+
+    args = ["stage", "fcn32s", "--init", str(vgg_v1), "--sbd-dir", str(data.sbdd_dir), "--voc-dir",
+            str(data.voc_dir), "--runs", str(tmp_path), "--widths", "tiny", "--device", "cpu", "--max-iter", "2",
+            "--test-interval", "2", "--snapshot", "2", "--base-lr", "1e-9", "--quiet"]
+    with hold_run_dir(tmp_path / "fcn32s", what="stage fcn32s (the first)"):
+        assert main(args) != 0
+        err = capsys.readouterr().err.strip()
+        assert len(err.splitlines()) == 1 and "stage fcn32s (the first)" in err and "fcn32s" in err
+        assert not (tmp_path / "fcn32s" / "config.json").exists()    # refused before touching anything
+    assert main(args) == 0                                             # released: the stage runs
+    assert (tmp_path / "fcn32s" / "final.caffemodel").is_file()
+
+
 def test_resuming_with_other_settings_is_refused(data, vgg_v1, tmp_path):
     run_stage(options(data, tmp_path, init=vgg_v1, max_iter=2))
     with pytest.raises(StageError, match=r"other settings \(base_lr: 1e-09 → 2e-09\)"):

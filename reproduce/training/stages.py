@@ -39,6 +39,7 @@ from typing import Callable, Mapping
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
+from reproduce.training.lock import hold_run_dir
 from reproduce.training.stagelog import StageLog
 
 DEFAULT_INTERVAL = 4000
@@ -488,6 +489,18 @@ def run_stage(opts: StageOptions) -> StageResult:
         return StageResult(opts.model, run_dir, int(done["iterations"]), final, already_done=True,
                            last_test=done.get("last_test"))
     check_inputs(opts)
+    # one process per run directory: a second `stage` on the same runs/<stage> is refused
+    # (rank 0 holds the lock for the whole launch; see training/lock.py)
+    with hold_run_dir(run_dir, what=f"stage {opts.model}", rank=world.rank):
+        return _train_stage(opts, world, say, run_dir, max_iter, done, final)
+
+
+def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, done, final: Path) -> StageResult:
+    """``run_stage`` once the options are checked and the run directory is held."""
+    from reproduce.training import distributed
+
+    done = read_json(run_dir / "done.json")   # again, now that no other process can change it
+
     device = resolve_device(opts.device, world.local_rank)
     distributed.init_process_group(world, device)
     config = stage_config(opts, world.size)
