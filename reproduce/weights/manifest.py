@@ -44,12 +44,10 @@ checks) are held to it (trust on first use, like a package lock).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Mapping
 
@@ -59,7 +57,6 @@ __all__ = ["WeightsEntry", "PublishedScore", "MANIFEST", "UNKNOWN", "LOCK_FILE",
 
 UNKNOWN = "unknown"
 LOCK_FILE = "weights.lock.json"
-LOCK_FORMAT = 1
 BERKELEY = "http://dl.caffe.berkeleyvision.org/"
 CVPR2015 = "CVPR 2015 (arXiv 1411.4038)"
 PAMI2016 = "PAMI 2016 (arXiv 1605.06211)"
@@ -325,25 +322,18 @@ def entry_for_net(net: str) -> WeightsEntry | None:
     return None
 
 
-# -- the lock file: sha1s observed at download --------------------------------------------
+# -- the lock file: sha1s observed at download (reproduce.weights.lockfile) -----------------
 def read_lock(weights_dir: str | os.PathLike) -> dict:
-    """``{file: {"sha1", "size", "url", "recorded"}}`` from the lock file ({} when absent)."""
-    path = Path(weights_dir) / LOCK_FILE
-    if not path.is_file():
-        return {}
-    try:
-        data = json.loads(path.read_text())
-    except (OSError, ValueError) as err:
-        raise ValueError(f"{path}: unreadable lock file ({err}); fix or delete it") from None
-    files = data.get("files") if isinstance(data, dict) else None
-    if not isinstance(files, dict):
-        raise ValueError(f"{path}: not a weights lock file (no 'files' table); fix or delete it")
-    return files
+    """``{file: {"sha1", "size", "url", "recorded"}}`` from the weights lock file ({} when absent)."""
+    from reproduce.weights import lockfile
+
+    return lockfile.read_lock(Path(weights_dir) / LOCK_FILE)
 
 
 def locked_sha1(weights_dir: str | os.PathLike, file: str) -> str | None:
-    record = read_lock(weights_dir).get(file)
-    return record.get("sha1") if isinstance(record, dict) else None
+    from reproduce.weights import lockfile
+
+    return lockfile.recorded_sha1(Path(weights_dir) / LOCK_FILE, file)
 
 
 def expected_sha1(e: WeightsEntry, weights_dir: str | os.PathLike) -> tuple[str | None, str]:
@@ -357,15 +347,7 @@ def expected_sha1(e: WeightsEntry, weights_dir: str | os.PathLike) -> tuple[str 
 
 
 def record_sha1(weights_dir: str | os.PathLike, file: str, sha1: str, size: int, url: str) -> Path:
-    """Record the observed sha1 of ``file`` in the lock file (written atomically)."""
-    from reproduce.caffe.files import atomic_output
+    """Record the observed sha1 of ``file`` in the weights lock file (written atomically)."""
+    from reproduce.weights import lockfile
 
-    weights_dir = Path(weights_dir)
-    files = read_lock(weights_dir)
-    files[file] = {"sha1": sha1, "size": int(size), "url": url,
-                   "recorded": datetime.now(timezone.utc).replace(microsecond=0).isoformat()}
-    path = weights_dir / LOCK_FILE
-    text = json.dumps({"format": LOCK_FORMAT, "files": dict(sorted(files.items()))}, indent=2) + "\n"
-    with atomic_output(path) as tmp:
-        tmp.write_text(text)
-    return path
+    return lockfile.record_sha1(Path(weights_dir) / LOCK_FILE, file, sha1, size, url)
