@@ -216,3 +216,67 @@ def test_two_gloo_processes_equal_one_process(voc, tmp_path):
         # per-image losses are float32 sums whose order depends on the thread count (1 in the
         # workers); the all-reduced mean agrees to float32 rounding
         assert rank["loss"] == pytest.approx(single.loss, rel=1e-6)
+
+
+TWO_INPUTS = """
+name: "two-inputs"
+layer { name: "input" type: "Input" top: "color" top: "depth" top: "sem" top: "geo"
+        input_param { shape { dim: 1 dim: 3 dim: 6 dim: 6 } shape { dim: 1 dim: 1 dim: 6 dim: 6 }
+                      shape { dim: 1 dim: 1 dim: 6 dim: 6 } shape { dim: 1 dim: 1 dim: 6 dim: 6 } } }
+layer { name: "score_sem" type: "Convolution" bottom: "color" top: "score_sem"
+        convolution_param { num_output: 3 kernel_size: 1 } }
+layer { name: "score_geo" type: "Convolution" bottom: "depth" top: "score_geo"
+        convolution_param { num_output: 2 kernel_size: 1 } }
+"""
+
+
+class _ToppedDataset:
+    """Samples as one array per named top, as the SIFT Flow / NYUDv2 datasets yield them."""
+
+    def __init__(self, tops, n=3, seed=0):
+        rng = np.random.default_rng(seed)
+        self.tops, self.ids, self.samples = tuple(tops), [f"s{i}" for i in range(n)], []
+        for _ in range(n):
+            depth = rng.normal(size=(1, 6, 6)).astype(np.float32)
+            arrays = {"color": rng.normal(size=(3, 6, 6)).astype(np.float32), "depth": depth,
+                      "sem": rng.integers(0, 3, (1, 6, 6)).astype(np.float32),
+                      "geo": (depth < 0).astype(np.float32)}   # what score_geo predicts exactly
+            self.samples.append(tuple(arrays[t] for t in self.tops))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def __getitem__(self, index):
+        return self.samples[index]
+
+
+def two_input_net() -> Net:
+    geo_w = np.array([1.0, -1.0], np.float32).reshape(2, 1, 1, 1)   # argmax: 0 where depth > 0
+    sem_w = np.random.default_rng(1).normal(size=(3, 3, 1, 1)).astype(np.float32)
+    return Net(parse(TWO_INPUTS, "NetParameter"),
+               weights={"score_sem": [sem_w, np.zeros(3, np.float32)],
+                        "score_geo": [geo_w, np.zeros(2, np.float32)]})
+
+
+def test_every_input_is_fed_by_its_top_and_each_head_scored_on_its_own_label():
+    net = two_input_net()
+    data = _ToppedDataset(("color", "depth", "sem", "geo"))
+    geo = evaluate(net, data, score_blob="score_geo", label_blob="geo", loss_blob=None, progress=False)
+    assert geo.overall_acc == 1.0 and geo.count == 3            # depth fed, geo labels used
+    sem = evaluate(net, data, score_blob="score_sem", label_blob="sem", loss_blob=None, progress=False)
+    expected = np.zeros((3, 3))
+    w = net.params["score_sem"][0].data.detach().numpy()[:, :, 0, 0]
+    for color, _depth, label, _geo in data.samples:
+        pred = np.einsum("oc,chw->ohw", w, color).argmax(0)
+        expected += np.bincount(3 * label[0].astype(int).ravel() + pred.ravel(), minlength=9).reshape(3, 3)
+    assert np.array_equal(sem.hist, expected)
+
+
+def test_an_input_the_dataset_does_not_yield_or_a_missing_label_is_one_clear_error():
+    net = two_input_net()
+    with pytest.raises(ValueError, match=r"needs input\(s\) depth .*its tops: color, sem, geo"):
+        evaluate(net, _ToppedDataset(("color", "sem", "geo")), score_blob="score_geo", label_blob="geo",
+                 loss_blob=None, progress=False)
+    with pytest.raises(ValueError, match=r"sample s0: no 'label' to score against"):
+        evaluate(net, _ToppedDataset(("color", "depth", "sem", "geo")), score_blob="score_geo",
+                 loss_blob=None, progress=False)

@@ -48,6 +48,7 @@ class EvalResult:
     mean_acc: float = field(init=False)
     mean_iu: float = field(init=False)
     fwavacc: float = field(init=False)
+    mean_iu_present: float = field(init=False)   # over the classes with ground truth (SIFT Flow sem.)
     per_class_iu: np.ndarray = field(init=False)
     per_class_acc: np.ndarray = field(init=False)
 
@@ -58,6 +59,7 @@ class EvalResult:
         self.overall_acc, self.mean_acc = m["overall_acc"], m["mean_acc"]
         self.mean_iu, self.fwavacc = m["mean_iu"], m["fwavacc"]
         self.per_class_iu, self.per_class_acc = m["per_class_iu"], m["per_class_acc"]
+        self.mean_iu_present = metrics(self.hist, classes_present_only=True)["mean_iu"]
 
     def metrics(self) -> dict:
         """The ``SegScore.metrics()`` dict (``loss`` NaN when absent), for ``seg_test_lines``."""
@@ -73,6 +75,7 @@ class EvalResult:
 
         return {"count": self.count, "loss": num(self.loss), "overall_acc": num(self.overall_acc),
                 "mean_acc": num(self.mean_acc), "mean_iu": num(self.mean_iu), "fwavacc": num(self.fwavacc),
+                "mean_iu_present": num(self.mean_iu_present),
                 "per_class_iu": {n: num(v) for n, v in zip(self.class_names, self.per_class_iu)},
                 "per_class_acc": {n: num(v) for n, v in zip(self.class_names, self.per_class_acc)},
                 "hist": self.hist.astype(np.int64).tolist()}
@@ -109,7 +112,14 @@ def _sample_ids(dataset, n: int) -> list[str]:
 
 
 class _Runner:
-    """Feeds one sample to ``net``; returns (class scores C×H×W as numpy, loss or None)."""
+    """Feeds one sample to ``net``; returns (class scores C×H×W as numpy, loss or None).
+
+    A sample is a mapping top → array (the dataset's ``tops``: ``data``/``label``; SIFT Flow's
+    ``data``/``sem``/``geo``; NYUDv2's ``color``/``depth``/``hha``/``label``). A Caffe ``Net`` gets
+    every one of its inputs by name, as the reference's Python data layer fills every top before
+    the forward; an input the sample lacks is an error naming both sides. A plain module gets
+    the ``data_blob`` array (or the first top) as its one argument.
+    """
 
     def __init__(self, net, score_blob: str, label_blob: str, loss_blob: str | None, data_blob: str):
         from reproduce.net import Net
@@ -117,28 +127,39 @@ class _Runner:
         self.net = net
         self.is_caffe_net = isinstance(net, Net)
         self.score_blob, self.label_blob, self.loss_blob = score_blob, label_blob, loss_blob
-        if self.is_caffe_net:
-            inputs = list(net.inputs)
-            self.data_blob = data_blob if data_blob in inputs else inputs[0]
-            self.feed_label = label_blob in inputs
-        else:
-            self.data_blob, self.feed_label = data_blob, False
+        self.data_blob = data_blob
+        self.inputs = list(net.inputs) if self.is_caffe_net else []
         try:
             self.device = next(net.parameters()).device
         except StopIteration:
             self.device = torch.device("cpu")
 
-    def __call__(self, image: np.ndarray, label: np.ndarray) -> tuple[np.ndarray, float | None]:
-        x = torch.from_numpy(np.ascontiguousarray(image, dtype=np.float32)[np.newaxis]).to(self.device)
+    def _tensor(self, array: np.ndarray) -> torch.Tensor:
+        return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32)[np.newaxis]).to(self.device)
+
+    def feed(self, sample: dict) -> dict:
+        """The net's inputs from ``sample`` (top → array); see the class docstring."""
         if not self.is_caffe_net:
-            out = self.net(x)
+            name = self.data_blob if self.data_blob in sample else next(iter(sample))
+            return {name: self._tensor(sample[name])}
+        image_tops = [t for t in sample if t != self.label_blob]
+        missing = [name for name in self.inputs if name not in sample]
+        if missing == self.inputs[:1] and len(image_tops) == 1 and image_tops[0] == self.data_blob:
+            # a one-input net whose input is named otherwise (an idiomatic deploy net's input)
+            sample = {**sample, self.inputs[0]: sample[self.data_blob]}
+            missing = []
+        if missing:
+            raise ValueError(f"net {self.net.name!r} needs input(s) {', '.join(missing)} that the dataset "
+                             f"does not yield (its tops: {', '.join(sample)})")
+        return {name: self._tensor(sample[name]) for name in self.inputs}
+
+    def __call__(self, sample: dict) -> tuple[np.ndarray, float | None]:
+        inputs = self.feed(sample)
+        if not self.is_caffe_net:
+            out = self.net(next(iter(inputs.values())))
             return out[0].detach().float().cpu().numpy(), None
         from reproduce.net import Net
 
-        inputs = {self.data_blob: x}
-        if self.feed_label:
-            inputs[self.label_blob] = torch.from_numpy(
-                np.asarray(label, dtype=np.float32)[np.newaxis]).to(self.device)
         Net.forward(self.net, **inputs)  # the Caffe-style forward, also for FCN8s & co.
         if self.score_blob not in self.net.blobs:
             raise KeyError(f"net {self.net.name!r} has no blob {self.score_blob!r} to score "
@@ -150,6 +171,21 @@ class _Runner:
         return scores, loss
 
 
+def _sample(dataset, index: int, data_blob: str, label_blob: str, sample_id: str) -> dict:
+    """``dataset[index]`` as top → array: by the dataset's ``tops`` when it names them, else
+    the ``(image, label)`` pair of a plain dataset."""
+    arrays = dataset[index]
+    tops = getattr(dataset, "tops", None)
+    if tops is not None and len(tops) == len(arrays):
+        sample = dict(zip(tops, arrays))
+    else:
+        sample = {data_blob: arrays[0], label_blob: arrays[1]}
+    if label_blob not in sample:
+        raise ValueError(f"sample {sample_id}: no {label_blob!r} to score against (the dataset's tops: "
+                         f"{', '.join(sample)})")
+    return sample
+
+
 def evaluate(net, dataset, *, class_names: Sequence[str] | None = None, n_classes: int | None = None,
              score_blob: str = "score", label_blob: str = "label", loss_blob: str | None = "loss",
              data_blob: str = "data", save_dir: str | Path | None = None, progress: bool = True,
@@ -158,7 +194,10 @@ def evaluate(net, dataset, *, class_names: Sequence[str] | None = None, n_classe
     """Score ``net`` on every sample of ``dataset`` in file order (see the module docstring).
 
     ``dataset`` yields ``(image 3×H×W float32 BGR minus mean, label 1×H×W or H×W)`` by index
-    (a ``VOCSegmentation`` or a ``DataSource``, whose file order is used, not its sampler's).
+    (a ``VOCSegmentation`` or a ``DataSource``, whose file order is used, not its sampler's), or
+    one array per name in its ``tops`` (SIFT Flow's ``data, sem, geo``; NYUDv2's ``color, depth,
+    hha, label``…): every net input is fed from the top of its name and ``label_blob`` names the
+    ground truth (``sem`` or ``geo`` for SIFT Flow's two heads).
     ``n_classes`` defaults to the score blob's channels (score.py's ``net.blobs[layer].channels``);
     ``class_names`` to the VOC names when there are 21 classes, else ``class<i>``.
     """
@@ -185,8 +224,9 @@ def evaluate(net, dataset, *, class_names: Sequence[str] | None = None, n_classe
     try:
         with torch.no_grad():
             for index in indices:
-                image, label = dataset[index][:2]
-                scores, loss = runner(image, label)
+                sample = _sample(dataset, index, data_blob, label_blob, ids[index])
+                label = sample[label_blob]
+                scores, loss = runner(sample)
                 if score is None:
                     score = SegScore(scores.shape[0])
                 pred = scores.argmax(0)

@@ -87,7 +87,7 @@ def heads(m: FCNModel, num_classes: int | Mapping[str, int] | None) -> tuple[Hea
     bad = {k: v for k, v in counts.items() if not (isinstance(v, int) and not isinstance(v, bool) and v > 0)}
     if bad:
         raise ValueError(f"num_classes must be positive integers, got {bad}")
-    return tuple(Head(counts[h.score], h.suffix, h.label, h.loss) for h in m.heads)
+    return tuple(Head(counts[h.score], h.suffix, h.label, h.loss, h.metric) for h in m.heads)
 
 
 def net_spec(name: str, split: str | None = None, num_classes: int | Mapping[str, int] | None = None,

@@ -44,12 +44,18 @@ def release_solver(train_net: str, test_net: str, test_iter: int, max_iter: int,
 @dataclass(frozen=True)
 class Head:
     """One output of a net: ``score<suffix>`` over ``num_classes`` classes, trained on the
-    ``label`` top by the SoftmaxWithLoss ``loss`` (SIFT Flow has two: ``_sem`` and ``_geo``)."""
+    ``label`` top by the SoftmaxWithLoss ``loss`` (SIFT Flow has two: ``_sem`` and ``_geo``).
+
+    ``metric``: what the papers score this head by, a key of the seg_tests row — ``mean_iu``
+    (score.py's), ``mean_iu_present`` (mean IU over the classes present in the test set's
+    ground truth: SIFT Flow semantic, CVPR 2015 Table 5) or ``overall_acc`` (pixel accuracy:
+    SIFT Flow geometric, Table 5 "geom. acc.")."""
 
     num_classes: int
     suffix: str = ""
     label: str = "label"
     loss: str = "loss"
+    metric: str = "mean_iu"
 
     @property
     def score(self) -> str:

@@ -34,7 +34,10 @@ DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMO
                       fetch=("siftflow",),
                       mean_bgr=tuple(float(v) for v in SIFTFLOW_MEAN_BGR))
 
-_HEADS = (Head(SEMANTIC_CLASSES, "_sem", "sem", "loss"), Head(GEOMETRIC_CLASSES, "_geo", "geo", "loss_geo"))
+# the papers score the semantic head over the classes present in the 200 test images and the
+# geometric head by pixel accuracy (CVPR 2015 Table 5; see reproduce.evaluation.score)
+_HEADS = (Head(SEMANTIC_CLASSES, "_sem", "sem", "loss", metric="mean_iu_present"),
+          Head(GEOMETRIC_CLASSES, "_geo", "geo", "loss_geo", metric="overall_acc"))
 MODELS = tuple(FCNModel(dataset="siftflow", heads=_HEADS, folder=f"siftflow-{m['stride']}",
                         name=f"siftflow-{m.pop('stride')}", **m) for m in (
     dict(stride="fcn32s", solver={"base_lr": 1e-10}, make_target="stage-siftflow-32s"),

@@ -31,6 +31,7 @@ states are all in the snapshot), and multi-process training (``reproduce.trainin
 from __future__ import annotations
 
 import json
+from datetime import datetime
 import math
 import time
 from dataclasses import dataclass, field
@@ -692,8 +693,14 @@ class _Trainer:
             row = {"iter": int(self.solver.iter), "loss": _float(result.loss),
                    "overall_acc": _float(result.overall_acc), "mean_acc": _float(result.mean_acc),
                    "mean_iu": _float(result.mean_iu), "fwavacc": _float(result.fwavacc)}
+            if head.metric == "mean_iu_present":   # SIFT Flow semantic: as the papers score it
+                row["mean_iu_present"] = _float(result.mean_iu_present)
+                if say is not None:
+                    say(f">>> {datetime.now()} Iteration {row['iter']} mean IU over the "
+                        f"{int((result.hist.sum(1) > 0).sum())} classes present {row['mean_iu_present']}")
             if len(heads) > 1:
                 row["head"] = head.score
+            row["metric"] = head.metric
             rows.append(row)
             if self.world.is_root:
                 self.log.test(**row)
