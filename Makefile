@@ -109,8 +109,8 @@ stage-pascalcontext-16s: $(STAMP) ## PASCAL-Context FCN-16s from the pascalconte
 stage-pascalcontext-8s: $(STAMP) ## PASCAL-Context FCN-8s from the pascalcontext FCN-16s result
 	$(STAGE) pascalcontext-fcn8s --init "$(RUNS)/pascalcontext-fcn16s/final.caffemodel"
 
-verify: $(STAMP) ## score every available stage on seg11valid against the published mean IU
-	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)
+verify: $(STAMP) ## score every available stage (VOC: seg11valid against the published mean IU; other datasets: MEASURED)
+	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)
 
 NET ?= fcn8s
 INFER_WEIGHTS ?= weights/fcn8s-heavy-pascal.pth

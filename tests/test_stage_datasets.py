@@ -61,6 +61,42 @@ def test_pascalcontext_stage_trains_and_scores_60_outputs(data_dir, vgg_v1, tmp_
     assert next(l for l in net.layer if l.name == "score_fr").convolution_param.num_output == 60
 
 
+def test_siftflow_stage_scores_both_heads_by_the_papers_metrics(data_dir, vgg_v1, tmp_path):
+    lines = []
+    result = run_stage(options(data_dir, tmp_path, "siftflow-fcn32s", vgg_v1, log=lines.append))
+    assert result.iterations == 2 and result.final.is_file()
+    sem, geo = _tests(result.run_dir)
+    assert (sem["head"], sem["metric"], geo["head"], geo["metric"]) == (
+        "score_sem", "mean_iu_present", "score_geo", "overall_acc")
+    assert 0.0 <= sem["mean_iu_present"] <= 1.0 and sem["mean_iu_present"] >= sem["mean_iu"]
+    assert 0.0 <= geo["overall_acc"] <= 1.0 and "mean_iu_present" not in geo
+    assert any("classes present" in line for line in lines)
+    # the geometric head is scored against the geometric labels: recompute it independently
+    from reproduce.data import make_data_source
+    from reproduce.evaluation.evaluate import evaluate
+    from reproduce.net import Net
+    from reproduce.weights.convert import load_weights
+    from reproduce.caffe import read_net
+
+    val = read_net(result.run_dir / "test.prototxt")
+    net = Net(val, weights=load_weights(result.final))
+    layer = val.layer[0].python_param
+    source = make_data_source(layer.module, layer.layer, layer.param_str, name=val.layer[0].name)
+    again = evaluate(net, source, score_blob="score_geo", label_blob="geo", loss_blob="loss_geo", progress=False)
+    assert again.overall_acc == pytest.approx(geo["overall_acc"]) and again.hist.shape == (3, 3)
+
+
+def test_nyud_early_fusion_stage_feeds_color_and_depth_and_scores_40_classes(data_dir, vgg_v1, tmp_path):
+    result = run_stage(options(data_dir, tmp_path, "nyud-fcn32s-color-d", vgg_v1))
+    assert result.iterations == 2 and result.final.is_file()
+    (test,) = _tests(result.run_dir)
+    assert test["metric"] == "mean_iu" and 0.0 <= test["overall_acc"] <= 1.0
+    from reproduce.caffe import read_net
+
+    val = read_net(result.run_dir / "test.prototxt")
+    assert list(val.layer[0].top) == ["color", "depth", "label"]
+
+
 def test_nyud_late_fusion_transplants_each_stream(data_dir, tmp_path):
     from reproduce.models import net_param
     from reproduce.net import Net
@@ -121,3 +157,47 @@ def test_infer_refuses_non_rgb_nets_and_labels_by_the_first_head(tmp_path, capsy
     assert status == 0
     with Image.open(tmp_path / "out" / "a.png") as label:
         assert np.unique(np.array(label)).tolist() == [32]
+
+
+def test_verify_scores_each_head_of_a_trained_net_on_its_test_split(data_dir, vgg_v1, tmp_path):
+    from reproduce.evaluation import verify as V
+
+    runs = tmp_path / "runs"
+    result = run_stage(options(data_dir, runs, "siftflow-fcn32s", vgg_v1))
+    logged = {t["head"]: t for t in _tests(result.run_dir)}
+    report = V.verify(voc_dir=tmp_path / "no-voc", runs_dir=runs, weights_dir=tmp_path / "weights",
+                      data_dir=data_dir, stages=["siftflow-fcn32s", "pascalcontext-fcn32s"], progress=False)
+    rows = {(r.stage, r.source, r.head): r for r in report.rows}
+    sem, geo = rows["siftflow-fcn32s", "trained", "score_sem"], rows["siftflow-fcn32s", "trained", "score_geo"]
+    assert (sem.status, sem.metric, geo.status, geo.metric) == ("MEASURED", "mean_iu_present", "MEASURED",
+                                                                "overall_acc")
+    # the same weights on the same split as the stage's own last seg_tests: the same numbers
+    assert geo.result["overall_acc"] == pytest.approx(logged["score_geo"]["overall_acc"])
+    assert sem.result["mean_iu_present"] == pytest.approx(logged["score_sem"]["mean_iu_present"])
+    assert len(geo.result["hist"]) == 3 and len(sem.result["hist"]) == 33
+    assert "none published for the heavy model" in sem.context
+    official = rows["siftflow-fcn32s", "official", "score_sem"]
+    assert official.status == "SKIPPED" and "weights --only siftflow-fcn32s" in official.command
+    context = rows["pascalcontext-fcn32s", "trained", ""]
+    assert context.status == "SKIPPED" and context.command.startswith("make stage-pascalcontext-32s DATA_DIR=")
+    assert "CVPR 2015" in context.context and "Table 6" in context.context
+    assert report.exit_status == 0
+    table = V.format_table(report)
+    assert "siftflow-fcn32s score_geo" in table and "MEASURED siftflow-fcn32s trained" in table
+
+
+def test_verify_without_the_test_data_names_the_fetch_command(vgg_v1, tmp_path):
+    from reproduce.evaluation import verify as V
+    from reproduce.weights.convert import save_weights
+    from reproduce.models import net_param
+    from reproduce.net import Net
+
+    run = tmp_path / "runs" / "nyud-fcn32s-color"
+    run.mkdir(parents=True)
+    save_weights(run / "final.caffemodel", Net(net_param("nyud-fcn32s-color", "deploy", widths="tiny")).weights_dict())
+    report = V.verify(voc_dir=tmp_path / "no-voc", runs_dir=tmp_path / "runs", weights_dir=tmp_path,
+                      data_dir=tmp_path / "empty", stages=["nyud-fcn32s-color"], sources=["trained"],
+                      progress=False)
+    (row,) = report.rows
+    assert row.status == "SKIPPED" and row.reason.startswith("no test data:")
+    assert row.command == f"python -m reproduce data fetch nyud --dir {tmp_path / 'empty'}"

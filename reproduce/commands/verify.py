@@ -9,6 +9,10 @@ with the command that fetches what is missing — and writes a JSON report (defa
 ``<runs>/verify.json``). Exit status: 1 if any row FAILs (or its weights cannot be scored),
 otherwise 0 — also when everything is SKIPPED.
 
+The release's nets of the other datasets (NYUDv2, SIFT Flow, PASCAL-Context) are scored on
+their own test splits under ``--data-dir`` (the release's ``data/`` folder), one row per head,
+MEASURED with the paper's figure as context.
+
 ``--demo``: the generated-data demo — trained stages only (fcn32s, fcn16s, fcn8s unless
 ``--stages``), no release numbers (only ``--published-json``'s, if given).
 """
@@ -28,7 +32,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split-file", type=Path, help="a split list to use instead (one image id a line)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="trained stages (default runs)")
     parser.add_argument("--weights-dir", type=Path, default=Path("weights"), help="converted release weights (default weights)")
-    parser.add_argument("--stages", nargs="+", metavar="STAGE", help="stages to score (default: all five; --demo: 32s, 16s, 8s)")
+    parser.add_argument("--data-dir", type=Path, default=Path("data"),
+                        help="the release's data/ folder, for the NYUDv2, SIFT Flow and Context nets (default data)")
+    parser.add_argument("--stages", nargs="+", metavar="STAGE",
+                        help="stages to score (default: every release net; --demo: 32s, 16s, 8s)")
     parser.add_argument("--sources", nargs="+", choices=("official", "trained"), help="default: both (--demo: trained)")
     parser.add_argument("--published-json", type=Path,
                         help='expectations {"<stage>": {"mean_iu": percent, "tolerance_below": …, "tolerance_above": …}} '
@@ -49,7 +56,7 @@ def run(args: argparse.Namespace) -> int:
     from reproduce.evaluation import verify as V
     from reproduce.models import MODELS
 
-    stages = args.stages or (V.DEMO_STAGES if args.demo else V.DEFAULT_STAGES)
+    stages = args.stages or (V.DEMO_STAGES if args.demo else V.ALL_STAGES)
     unknown = [s for s in stages if s not in MODELS]
     if unknown:
         raise UserError(f"unknown stage(s) {', '.join(unknown)} (choose from {', '.join(MODELS)})")
@@ -64,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
     world = _join_torchrun(args.device)
     report = V.verify(
         voc_dir=args.voc_dir, runs_dir=args.runs, weights_dir=args.weights_dir, split=args.split,
-        split_file=args.split_file, stages=stages,
+        split_file=args.split_file, stages=stages, data_dir=args.data_dir,
         sources=args.sources or (("trained",) if args.demo else V.SOURCES),
         published=published, published_origin=str(args.published_json or ""), use_release=not args.demo,
         widths=args.widths, device=args.device,
