@@ -201,3 +201,8 @@ def test_verify_without_the_test_data_names_the_fetch_command(vgg_v1, tmp_path):
     (row,) = report.rows
     assert row.status == "SKIPPED" and row.reason.startswith("no test data:")
     assert row.command == f"python -m reproduce data fetch nyud --dir {tmp_path / 'empty'}"
+    (unreleased,) = V.verify(voc_dir=tmp_path / "no-voc", runs_dir=tmp_path / "runs", weights_dir=tmp_path,
+                             stages=["nyud-fcn32s-color-d"], sources=["official"], progress=False).rows
+    assert unreleased.status == "SKIPPED"
+    assert unreleased.command.startswith("none: the release never published nyud-fcn32s-color-d's weights; "
+                                         "train it: make stage-nyud")

@@ -346,6 +346,9 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
             if source == "official":
                 path, note = find_official(stage, weights_dir), "release"
                 command = f"make weights  (or: python -m reproduce weights --only {stage} --dir {weights_dir})"
+                if _never_released(stage):
+                    command = (f"none: the release never published {stage}'s weights; train it: "
+                               + stage_command(stage, voc_dir, runs_dir, weights_dir, data_dir))
             else:
                 path, note = find_trained(stage, runs_dir)
                 command = stage_command(stage, voc_dir, runs_dir, weights_dir, data_dir)
@@ -381,6 +384,13 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
             continue
         _score_row(row, dataset, widths, device, limit, progress, save_dir, log)
     return Report(candidates, voc_dir, split if not split_file else str(split_file), data_problem)
+
+
+def _never_released(stage: str) -> bool:
+    from reproduce.weights.manifest import entry_for_net
+
+    e = entry_for_net(stage)
+    return e is not None and not e.released
 
 
 def _official_name(stage: str) -> str:
