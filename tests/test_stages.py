@@ -313,3 +313,24 @@ def test_a_missing_image_is_reported_before_training(which, data, vgg_v1, tmp_pa
                        + f".*missing file {victim}"):
         run_stage(opts)
     assert not list((tmp_path / "runs" / "fcn32s").glob("snapshot/*.caffemodel"))
+
+
+def test_fixed_fine_tunes_only_the_score_layers_and_is_part_of_the_config(data, vgg_v1, tmp_path):
+    from reproduce.caffe import read_net
+
+    opts = options(data, tmp_path / "init", init=vgg_v1, fixed=True)
+    solver = built_solver(opts)
+    initialize(solver, opts, log=lambda line: None)
+    before = solver.weights()
+    result = run_stage(options(data, tmp_path / "runs", init=vgg_v1, fixed=True, max_iter=2, base_lr=1e-6))
+    after = load_weights(result.final)
+    assert sorted(after) == sorted(before)
+    for layer in after:
+        moved = any(not np.array_equal(a, b) for a, b in zip(after[layer], before[layer]))
+        assert moved == (layer == "score_fr"), layer   # only the score layer learns
+    train = read_net(result.run_dir / "train.prototxt")
+    frozen = {l.name: [p.lr_mult for p in l.param] for l in train.layer if l.type == "Convolution"}
+    assert frozen["conv1_1"] == [0.0, 0.0] and frozen["fc7"] == [0.0, 0.0] and frozen["score_fr"] == [1.0, 2.0]
+    assert json.loads((result.run_dir / "config.json").read_text())["fixed"] is True
+    with pytest.raises(StageError, match=r"other settings \(fixed: True → None\)"):
+        run_stage(options(data, tmp_path / "runs", init=vgg_v1, max_iter=4, base_lr=1e-6))

@@ -49,6 +49,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--display", type=int, help="log the training loss every N iterations (default 20)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="solver random_seed (dropout); rank r of a torchrun launch uses seed + r")
+    parser.add_argument("--fixed", action="store_true",
+                        help="fine-tune only the score layers (CVPR 2015 Table 2 'FCN-32s-fixed')")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
                         runs=args.runs, widths=args.widths, num_classes=args.num_classes,
                         device=args.device, max_iter=args.max_iter, base_lr=args.base_lr,
                         test_interval=args.test_interval, snapshot=args.snapshot, display=args.display,
-                        seed=args.seed, progress=not args.quiet)
+                        seed=args.seed, progress=not args.quiet, fixed=args.fixed)
     try:
         run_stage(opts)
     except StageError as err:

@@ -73,7 +73,8 @@ class StageOptions:
     ``sbd_dir``/``voc_dir`` override the VOC nets' two folders. ``init`` is the init weights;
     for late fusion, ``stream_inits`` gives each stream's (default: the single-modality stages'
     ``final.caffemodel`` under ``runs``). ``num_classes``/``test_interval`` default to the
-    release's.
+    release's. ``fixed``: fine-tune only the score layers (``freeze_all_but_scores``; CVPR 2015
+    Table 2 "FCN-32s-fixed", 45.4 mean IU against 59.4 when every layer learns).
     """
 
     model: str
@@ -94,6 +95,7 @@ class StageOptions:
     log: Callable[[str], None] = field(default=print, repr=False)
     data_dir: Path = Path("data")
     stream_inits: dict | None = None
+    fixed: bool = False
 
     def __post_init__(self):
         if self.test_interval is None and self.model in STAGES:
@@ -296,8 +298,11 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     run_dir = opts.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dirs = data_dirs(opts)
-    texts = {file: emit(point_data_layer(net_param(opts.model, split, opts.num_classes, opts.widths), dirs))
-             for file, split in zip(split_files(opts.model), splits(opts.model))}
+    nets = {file: point_data_layer(net_param(opts.model, split, opts.num_classes, opts.widths), dirs)
+            for file, split in zip(split_files(opts.model), splits(opts.model))}
+    if opts.fixed:
+        nets = {file: freeze_all_but_scores(net) for file, net in nets.items()}
+    texts = {file: emit(net) for file, net in nets.items()}
     texts["solver.prototxt"] = emit(stage_solver(opts))
     paths = {}
     for name, text in texts.items():
@@ -307,6 +312,25 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
                 Path(tmp).write_text(text)
         paths[name] = path
     return paths
+
+
+def freeze_all_but_scores(net: Message) -> Message:
+    """The net with ``lr_mult: 0`` on every parameter blob of every layer but the score layers
+    (``score*``): CVPR 2015 Table 2's "FCN-32s-fixed", "where only the last layer is
+    fine-tuned" (Sec. 4.2). ``lr_mult: 0`` is how Caffe fixes a blob: its update is scaled by
+    0 (weight decay included) and no gradient is propagated for it. ``decay_mult`` is kept."""
+    from reproduce.models.param_groups import learnable_blob_count
+
+    net = net.copy()
+    for layer in net.layer:
+        count = learnable_blob_count(layer)
+        if not count or layer.name.startswith("score"):
+            continue
+        while len(layer.param) < count:
+            layer.add("param")
+        for spec in layer.param[:count]:
+            spec.lr_mult = 0.0
+    return net
 
 
 # ----------------------------------------------------------------------------- init
@@ -410,16 +434,18 @@ def stage_config(opts: StageOptions, world_size: int) -> dict:
             **({"data_dirs": {k: str(v) for k, v in sorted(dirs.items())}} if dirs else {}),
             "widths": opts.widths, "num_classes": opts.num_classes, "base_lr": opts.base_lr,
             "test_interval": opts.test_interval, "snapshot": opts.snapshot, "seed": opts.seed,
-            "world_size": world_size}
+            "world_size": world_size,
+            **({"fixed": True} if opts.fixed else {})}   # absent when off: older runs resume as before
 
 
 def check_config(run_dir: Path, config: dict) -> None:
     saved = read_json(run_dir / "config.json")
     if saved is None:
         return
-    changed = sorted(k for k in config if saved.get(k) != config[k])
+    # both ways: a setting recorded only when on (``fixed``) must also be noticed when dropped
+    changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
     if changed:
-        detail = ", ".join(f"{k}: {saved.get(k)!r} → {config[k]!r}" for k in changed)
+        detail = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)
         raise StageError(f"{run_dir} holds a run with other settings ({detail}); resume it with "
                          f"the same settings, or remove {run_dir} (or pick another --runs) to start anew")
 
