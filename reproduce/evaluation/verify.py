@@ -289,7 +289,6 @@ def release_validation_set(stage: str, data_dir: str | os.PathLike):
     dataset = dataset_of(stage)
     net = point_data_layer(net_param(stage, dataset.splits[1]), data_directories(stage, data_dir))
     layer = next(layer for layer in net.layer if layer.type == "Python")
-    fetch = " ".join(dataset.fetch) or dataset.key
     try:
         source = make_data_source(layer.python_param.module, layer.python_param.layer,
                                   layer.python_param.param_str, name=layer.name)
@@ -297,8 +296,15 @@ def release_validation_set(stage: str, data_dir: str | os.PathLike):
             raise DatasetError("the split is empty")
         return source, ""
     except (DatasetError, ValueError, OSError) as err:
-        return None, (f"{' '.join(str(err).split())} (get it with: python -m reproduce data fetch {fetch} "
-                      f"--dir {data_dir})")
+        return None, f"{' '.join(str(err).split())} (get it with: {_fetch_command(stage, data_dir)})"
+
+
+def _fetch_command(stage: str, data_dir) -> str:
+    """The ``data fetch`` command that gets ``stage``'s dataset into ``data_dir``."""
+    from reproduce.models.build import dataset_of
+
+    dataset = dataset_of(stage)
+    return f"python -m reproduce data fetch {' '.join(dataset.fetch) or dataset.key} --dir {data_dir}"
 
 
 def _context(stage: str, metric: str, head_index: int, n_heads: int) -> str:
@@ -374,7 +380,7 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
             source, problem = others[row.stage]
             if source is None:
                 row.reason = f"no test data: {problem}"
-                row.command = problem.rsplit("(get it with: ", 1)[-1].rstrip(")") if "get it with" in problem else ""
+                row.command = _fetch_command(row.stage, data_dir)
                 continue
             _score_other_row(row, source, widths, device, limit, progress, save_dir, log, scored)
             continue
