@@ -519,14 +519,14 @@ def run_stage(opts: StageOptions) -> StageResult:
     # one process per run directory: a second `stage` on the same runs/<stage> is refused
     # (rank 0 holds the lock for the whole launch; see training/lock.py)
     with hold_run_dir(run_dir, what=f"stage {opts.model}", rank=world.rank):
-        return _train_stage(opts, world, say, run_dir, max_iter, done, final)
+        return _train_stage(opts, world, say, run_dir, max_iter, final)
 
 
-def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, done, final: Path) -> StageResult:
+def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, final: Path) -> StageResult:
     """``run_stage`` once the options are checked and the run directory is held."""
     from reproduce.training import distributed
 
-    done = read_json(run_dir / "done.json")   # again, now that no other process can change it
+    done = read_json(run_dir / "done.json")   # read again now that no other process can change it
 
     device = resolve_device(opts.device, world.local_rank)
     distributed.init_process_group(world, device)
@@ -706,6 +706,7 @@ class _Trainer:
         Flow's solve.py: ``score_sem``/``sem``, then ``score_geo``/``geo``); the test net shares
         the weights. Returns the first head's row."""
         from reproduce.evaluation.evaluate import seg_tests
+        from reproduce.evaluation.score import present_classes
 
         say = (self.bar.write if self.bar is not None else self.opts.log) if self.world.is_root else None
         heads = self.opts.description.heads
@@ -723,7 +724,7 @@ class _Trainer:
                 row["mean_iu_present"] = _float(result.mean_iu_present)
                 if say is not None:
                     say(f">>> {datetime.now()} Iteration {row['iter']} mean IU over the "
-                        f"{int((result.hist.sum(1) > 0).sum())} classes present {row['mean_iu_present']}")
+                        f"{int(present_classes(result.hist).sum())} classes present {row['mean_iu_present']}")
             if len(heads) > 1:
                 row["head"] = head.score
             row["metric"] = head.metric
