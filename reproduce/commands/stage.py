@@ -49,8 +49,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--display", type=int, help="log the training loss every N iterations (default 20)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="solver random_seed (dropout); rank r of a torchrun launch uses seed + r")
-    parser.add_argument("--fixed", action="store_true",
-                        help="fine-tune only the score layers (CVPR 2015 Table 2 'FCN-32s-fixed')")
+    paper = parser.add_argument_group(
+        "the paper's regime and ablations (CVPR 2015 Sec. 4.3; recorded in config.json, shown in log.jsonl)")
+    paper.add_argument("--recipe", choices=["release", "paper"], default="release",
+                       help="release: the published heavy models' solver (default); paper: the CVPR "
+                            "regime of Table 1 (minibatch 20, momentum 0.9, lr 1e-3/1e-4/5e-5 for "
+                            "AlexNet/VGG16/GoogLeNet, normalized loss)")
+    paper.add_argument("--fixed", action="store_true",
+                       help="fine-tune only the score layers (Table 2 'FCN-32s-fixed')")
+    paper.add_argument("--loss-sampling", type=float, default=1.0, metavar="P",
+                       help="keep each loss term with probability P per iteration, the batch grown "
+                            "by 1/P (Sec. 3.4 patchwise training as loss sampling, Fig. 5); 1 = all")
+    paper.add_argument("--class-weights", metavar="median-frequency|FILE",
+                       help="class balancing by loss weighting: median frequency over the training "
+                            "labels, or a file of one weight per class")
+    paper.add_argument("--mirror", action="store_true", help="randomly mirror training samples")
+    paper.add_argument("--jitter", type=int, default=0, metavar="N",
+                       help="randomly translate training samples by up to N pixels (the paper: 32)")
+    paper.add_argument("--learn-upsampling", action="store_true",
+                       help="learn the Deconvolution layers from their bilinear init (the release fixes them)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -69,7 +86,10 @@ def run(args: argparse.Namespace) -> int:
                         runs=args.runs, widths=args.widths, num_classes=args.num_classes,
                         device=args.device, max_iter=args.max_iter, base_lr=args.base_lr,
                         test_interval=args.test_interval, snapshot=args.snapshot, display=args.display,
-                        seed=args.seed, progress=not args.quiet, fixed=args.fixed)
+                        seed=args.seed, progress=not args.quiet, fixed=args.fixed,
+                        recipe=args.recipe, loss_sampling=args.loss_sampling,
+                        class_weights=args.class_weights, mirror=args.mirror, jitter=args.jitter,
+                        learn_upsampling=args.learn_upsampling)
     try:
         run_stage(opts)
     except StageError as err:

@@ -14,6 +14,7 @@ from typing import Callable
 
 import numpy as np
 
+from .augment import Augmentation
 from .base import SplitDataset
 from .param_str import ParamStrError, parse_param_str
 from .sampler import DEFAULT_FLAVOR, ReferenceSampler
@@ -22,12 +23,14 @@ from .sampler import DEFAULT_FLAVOR, ReferenceSampler
 class DataSource:
     """A dataset read in the reference order, one sample (batch of 1) per ``next()``."""
 
-    def __init__(self, dataset: SplitDataset, sampler: ReferenceSampler, name: str = "data"):
+    def __init__(self, dataset: SplitDataset, sampler: ReferenceSampler, name: str = "data",
+                 augment: Augmentation | None = None):
         if sampler.n != len(dataset):
             raise ValueError(f"sampler over {sampler.n} samples for a dataset of {len(dataset)}")
         self.dataset = dataset
         self.sampler = sampler
         self.name = name
+        self.augment = augment   # the paper's mirroring/jittering (reproduce.data.augment), or None
 
     @property
     def tops(self) -> tuple[str, ...]:
@@ -42,12 +45,21 @@ class DataSource:
         """The id of the sample the next ``next()`` returns."""
         return self.dataset.ids[self.sampler.peek()]
 
-    def load(self, index: int) -> tuple[np.ndarray, ...]:
-        """Sample ``index`` of the split with the batch axis, regardless of the order."""
-        return tuple(array[np.newaxis, ...] for array in self.dataset[index])
+    def draw(self) -> tuple[int, tuple | None]:
+        """The next sample's index in the reference order and its augmentation draw (or None)."""
+        index = self.sampler.next()
+        return index, (self.augment.draw() if self.augment is not None else None)
+
+    def load(self, index: int, augmentation: tuple | None = None) -> tuple[np.ndarray, ...]:
+        """Sample ``index`` of the split with the batch axis, regardless of the order, augmented
+        as ``augmentation`` (a ``draw()``) says."""
+        arrays = self.dataset[index]
+        if augmentation is not None:
+            arrays = self.augment.apply(arrays, augmentation)
+        return tuple(array[np.newaxis, ...] for array in arrays)
 
     def next(self) -> tuple[np.ndarray, ...]:
-        return self.load(self.sampler.next())
+        return self.load(*self.draw())
 
     __next__ = next
 
@@ -55,10 +67,19 @@ class DataSource:
         return self
 
     def state_dict(self) -> dict:
-        return {"name": self.name, "split": self.dataset.split, "sampler": self.sampler.state_dict()}
+        state = {"name": self.name, "split": self.dataset.split, "sampler": self.sampler.state_dict()}
+        if self.augment is not None:
+            state["augment"] = self.augment.state_dict()
+        return state
 
     def load_state_dict(self, state: dict) -> None:
+        if (self.augment is None) != ("augment" not in state):
+            raise ValueError(f"data source {self.name!r}: the saved state was "
+                             f"{'' if 'augment' in state else 'not '}augmented, this source is "
+                             f"{'' if self.augment is not None else 'not '}(mirror/jitter changed?)")
         self.sampler.load_state_dict(state["sampler"])
+        if self.augment is not None:
+            self.augment.load_state_dict(state["augment"])
 
     def __repr__(self) -> str:
         return f"DataSource({self.name!r}, {self.dataset!r}, {self.sampler!r})"
@@ -152,4 +173,6 @@ def make_data_source(module: str, layer: str, params: dict | str, root_override=
         else:
             params[main_key] = str(root_override)
     dataset = factory(params, label, base_dir)
-    return DataSource(dataset, _sampler(params, len(dataset), sampler_flavor), name=label)
+    augment = Augmentation.from_params(params, label, dataset.tops)
+    return DataSource(dataset, _sampler(params, len(dataset), sampler_flavor), name=label,
+                      augment=augment)

@@ -41,8 +41,8 @@ class PrefetchingSource:
 
     def _fill(self) -> None:
         while len(self._pending) < self.depth:
-            index = self.source.sampler.next()
-            future = self._pool.submit(self.source.load, index)
+            index, augmentation = self.source.draw()   # drawn here, in order; loaded in a thread
+            future = self._pool.submit(self.source.load, index, augmentation)
             self._pending.append((index, future, self.source.state_dict()))
 
     def peek(self) -> int:

@@ -7,7 +7,8 @@ accuracy / mean accuracy / mean IU / fwavacc`` lines — is kept here as files:
 * ``log.csv``: one row per displayed training iteration
   (``iter, loss, smoothed_loss, lr, it_per_s, elapsed_s``);
 * ``test.csv``: one row per seg_tests (``iter, loss, overall_acc, mean_acc, mean_iu, fwavacc``);
-* ``log.jsonl``: both, as ``{"kind": "train"|"test", …}`` records in the order they happened;
+* ``log.jsonl``: both, as ``{"kind": "train"|"test", …}`` records in the order they happened,
+  and a ``{"kind": "run", …}`` record of the settings each (re)started run trains with;
 * ``curve.png``: training loss and validation mean IU against the iteration.
 
 Rows are appended and flushed one at a time. A resumed stage first drops the rows written
@@ -65,6 +66,11 @@ class StageLog:
             return
         self._append_csv(self.csv_path, TRAIN_COLUMNS, row)
         self._append_json({"kind": "train", **row})
+
+    def run(self, **row) -> None:
+        """A ``{"kind": "run", …}`` record: the settings a (re)started run trains with."""
+        if self.enabled:
+            self._append_json({"kind": "run", **row})
 
     def test(self, **row) -> None:
         if not self.enabled:

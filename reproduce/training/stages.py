@@ -40,6 +40,7 @@ from typing import Callable, Mapping
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
+from reproduce.training import ablations
 from reproduce.training.lock import hold_run_dir
 from reproduce.training.stagelog import StageLog
 
@@ -73,8 +74,11 @@ class StageOptions:
     ``sbd_dir``/``voc_dir`` override the VOC nets' two folders. ``init`` is the init weights;
     for late fusion, ``stream_inits`` gives each stream's (default: the single-modality stages'
     ``final.caffemodel`` under ``runs``). ``num_classes``/``test_interval`` default to the
-    release's. ``fixed``: fine-tune only the score layers (``freeze_all_but_scores``; CVPR 2015
-    Table 2 "FCN-32s-fixed", 45.4 mean IU against 59.4 when every layer learns).
+    release's. The paper's regime and ablations (``reproduce.training.ablations``, CVPR 2015
+    Sec. 4.3): ``recipe`` (``release`` or ``paper``); ``fixed``: fine-tune only the score
+    layers (Table 2 "FCN-32s-fixed", 45.4 mean IU against 59.4 when every layer learns);
+    ``loss_sampling`` (the probability each loss term is kept, 1 = all); ``class_weights``
+    (``median-frequency`` or a file); ``mirror``, ``jitter`` (pixels); ``learn_upsampling``.
     """
 
     model: str
@@ -96,6 +100,12 @@ class StageOptions:
     data_dir: Path = Path("data")
     stream_inits: dict | None = None
     fixed: bool = False
+    recipe: str = "release"
+    loss_sampling: float = 1.0
+    class_weights: str | None = None
+    mirror: bool = False
+    jitter: int = 0
+    learn_upsampling: bool = False
 
     def __post_init__(self):
         if self.test_interval is None and self.model in STAGES:
@@ -270,6 +280,10 @@ def stage_solver(opts: StageOptions) -> Message:
     from reproduce.models import solver_param
 
     solver = solver_param(opts.model)
+    if opts.recipe == "paper":
+        solver = ablations.paper_solver(solver, opts.description.backbone)
+    if opts.loss_sampling != 1.0:
+        solver.iter_size = ablations.sampling_iter_size(solver.iter_size, opts.loss_sampling)
     if opts.max_iter is not None:
         solver.max_iter = int(opts.max_iter)
     if opts.base_lr is not None:
@@ -300,8 +314,7 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     dirs = data_dirs(opts)
     nets = {file: point_data_layer(net_param(opts.model, split, opts.num_classes, opts.widths), dirs)
             for file, split in zip(split_files(opts.model), splits(opts.model))}
-    if opts.fixed:
-        nets = {file: freeze_all_but_scores(net) for file, net in nets.items()}
+    nets = ablations.transform_nets(nets, opts, split_files(opts.model)[0])
     texts = {file: emit(net) for file, net in nets.items()}
     texts["solver.prototxt"] = emit(stage_solver(opts))
     paths = {}
@@ -312,25 +325,6 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
                 Path(tmp).write_text(text)
         paths[name] = path
     return paths
-
-
-def freeze_all_but_scores(net: Message) -> Message:
-    """The net with ``lr_mult: 0`` on every parameter blob of every layer but the score layers
-    (``score*``): CVPR 2015 Table 2's "FCN-32s-fixed", "where only the last layer is
-    fine-tuned" (Sec. 4.2). ``lr_mult: 0`` is how Caffe fixes a blob: its update is scaled by
-    0 (weight decay included) and no gradient is propagated for it. ``decay_mult`` is kept."""
-    from reproduce.models.param_groups import learnable_blob_count
-
-    net = net.copy()
-    for layer in net.layer:
-        count = learnable_blob_count(layer)
-        if not count or layer.name.startswith("score"):
-            continue
-        while len(layer.param) < count:
-            layer.add("param")
-        for spec in layer.param[:count]:
-            spec.lr_mult = 0.0
-    return net
 
 
 # ----------------------------------------------------------------------------- init
@@ -435,14 +429,14 @@ def stage_config(opts: StageOptions, world_size: int) -> dict:
             "widths": opts.widths, "num_classes": opts.num_classes, "base_lr": opts.base_lr,
             "test_interval": opts.test_interval, "snapshot": opts.snapshot, "seed": opts.seed,
             "world_size": world_size,
-            **({"fixed": True} if opts.fixed else {})}   # absent when off: older runs resume as before
+            **ablations.recorded(opts)}   # each only when on: older runs resume as before
 
 
 def check_config(run_dir: Path, config: dict) -> None:
     saved = read_json(run_dir / "config.json")
     if saved is None:
         return
-    # both ways: a setting recorded only when on (``fixed``) must also be noticed when dropped
+    # both ways: a setting recorded only when on (``fixed``…) must also be noticed when dropped
     changed = sorted(k for k in {*config, *saved} if saved.get(k) != config.get(k))
     if changed:
         detail = ", ".join(f"{k}: {saved.get(k)!r} → {config.get(k)!r}" for k in changed)
@@ -501,6 +495,13 @@ def run_stage(opts: StageOptions) -> StageResult:
     for name in ("test_interval", "snapshot"):
         if getattr(opts, name) < 1:
             raise StageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(opts, name)}")
+    try:
+        ablations.check(opts)
+    except ablations.AblationError as err:
+        raise StageError(str(err)) from None
+    if opts.class_weights and len(opts.description.heads) > 1:
+        raise StageError(f"--class-weights: {opts.model} has {len(opts.description.heads)} heads; "
+                         f"class weights apply to a net of one head")
     world = distributed.world_from_env()
     say = opts.log if world.is_root else (lambda line: None)
     run_dir = opts.run_dir
@@ -551,6 +552,7 @@ def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, f
     # Caffe snapshots inside Step every `snapshot` iterations; the stage takes those same
     # snapshots itself at the step boundaries, after gathering every rank's state.
     solver.param.snapshot = 0
+    _configure_loss(solver, opts, world, say)
     log = StageLog(run_dir, enabled=world.is_root)
     resume = _from_root(world, resume_point(run_dir / "snapshot" / "train", max_iter))
     resumed_from = None
@@ -565,6 +567,10 @@ def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, f
         if world.is_root:
             with atomic_output(run_dir / "init.log") as tmp:
                 Path(tmp).write_text("".join(line + "\n" for line in lines))
+    options = ablations.recorded(opts)
+    log.run(iter=int(solver.iter), options=options, iter_size=int(solver.param.iter_size),
+            base_lr=float(solver.param.base_lr), momentum=float(solver.param.momentum))
+    say(f"stage {opts.model}: {ablations.summary(options)}")
     if world.distributed:
         distributed.broadcast_parameters(solver.net)
 
@@ -590,6 +596,30 @@ def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, f
         say(f"stage {opts.model} done: {max_iter} iterations → {final}")
     _barrier(world)
     return StageResult(opts.model, run_dir, max_iter, final, resumed_from=resumed_from, last_test=last_test)
+
+
+def _configure_loss(solver, opts: StageOptions, world, say) -> None:
+    """Loss sampling and class weights on the training net's SoftmaxWithLoss layers
+    (``ablations.configure_loss``); the test net's loss stays Caffe's. Median-frequency weights
+    are computed by rank 0 alone (kept in the run dir) and handed to every rank."""
+    if opts.loss_sampling == 1.0 and not opts.class_weights:
+        return
+    weights = None
+    if opts.class_weights:
+        if world.is_root:
+            source = next(iter(solver.feeder.sources.values()), None)
+            source = getattr(source, "source", source)   # the prefetcher's own source
+            try:
+                weights = ablations.resolve_class_weights(
+                    opts.class_weights, opts.run_dir, opts.num_classes or opts.description.num_classes,
+                    source, opts.description.heads[0].label, opts.progress, say)
+            except ablations.AblationError as err:
+                raise StageError(str(err)) from None
+        weights = _from_root(world, weights)
+    try:
+        ablations.configure_loss(solver.net, opts.loss_sampling, weights)
+    except (ablations.AblationError, ValueError) as err:
+        raise StageError(str(err)) from None
 
 
 def _is_test_point(iteration: int, opts: StageOptions, max_iter: int) -> bool:
