@@ -281,3 +281,24 @@ def test_class_weights_are_refused_for_a_net_of_two_heads(tmp_path):
                         progress=False, log=lambda line: None)
     with pytest.raises(StageError, match="siftflow-fcn32s has 2 heads"):
         run_stage(opts)
+
+
+def test_voc2011_train_set_trains_on_the_voc_segmentation_train_split(data, vgg_v1, tmp_path):
+    import shutil
+
+    voc = tmp_path / "VOC2011"
+    shutil.copytree(data.voc_dir, voc)
+    (voc / "ImageSets" / "Segmentation" / "train.txt").unlink()
+    with pytest.raises(StageError, match=r"PASCAL VOC training data not found: .*train.txt does not exist"):
+        run_stage(options(data, tmp_path / "runs", init=vgg_v1, voc_dir=voc, train_set="voc2011"))
+    (voc / "ImageSets" / "Segmentation" / "train.txt").write_text("".join(i + "\n" for i in data.train_ids))
+    result = run_stage(options(data, tmp_path / "runs", init=vgg_v1, voc_dir=voc, train_set="voc2011",
+                               max_iter=1, snapshot=1, test_interval=1))
+    layer = next(l for l in read_net(result.run_dir / "train.prototxt").layer if l.type == "Python")
+    assert layer.python_param.layer == "VOCSegDataLayer"
+    params = __import__("ast").literal_eval(layer.python_param.param_str)
+    assert params["split"] == "train" and params["voc_dir"] == str(voc.resolve()) and params["seed"] == 1337
+    assert json.loads((result.run_dir / "config.json").read_text())["train_set"] == "voc2011"
+    with pytest.raises(StageError, match="only the PASCAL VOC nets choose their training set"):
+        run_stage(StageOptions(model="siftflow-fcn32s", runs=tmp_path, train_set="voc2011",
+                               progress=False, log=lambda line: None))

@@ -55,6 +55,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="release: the published heavy models' solver (default); paper: the CVPR "
                             "regime of Table 1 (minibatch 20, momentum 0.9, lr 1e-3/1e-4/5e-5 for "
                             "AlexNet/VGG16/GoogLeNet, normalized loss)")
+    paper.add_argument("--train-set", choices=["sbd", "voc2011"], default="sbd",
+                       help="VOC nets: train on SBD train (8,498 images; the release) or VOC2011 "
+                            "segmentation train (1,112; the paper's Table 1)")
     paper.add_argument("--fixed", action="store_true",
                        help="fine-tune only the score layers (Table 2 'FCN-32s-fixed')")
     paper.add_argument("--loss-sampling", type=float, default=1.0, metavar="P",
@@ -89,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                         seed=args.seed, progress=not args.quiet, fixed=args.fixed,
                         recipe=args.recipe, loss_sampling=args.loss_sampling,
                         class_weights=args.class_weights, mirror=args.mirror, jitter=args.jitter,
-                        learn_upsampling=args.learn_upsampling)
+                        learn_upsampling=args.learn_upsampling, train_set=args.train_set)
     try:
         run_stage(opts)
     except StageError as err:

@@ -77,6 +77,7 @@ class StageOptions:
     release's. The paper's regime and ablations (``reproduce.training.ablations``, CVPR 2015
     Sec. 4.3): ``recipe`` (``release`` or ``paper``); ``fixed``: fine-tune only the score
     layers (Table 2 "FCN-32s-fixed", 45.4 mean IU against 59.4 when every layer learns);
+    ``train_set`` (VOC nets: ``sbd``, or ``voc2011`` — Table 1's 1,112 VOC2011 ``train`` images);
     ``loss_sampling`` (the probability each loss term is kept, 1 = all); ``class_weights``
     (``median-frequency`` or a file); ``mirror``, ``jitter`` (pixels); ``learn_upsampling``.
     """
@@ -106,6 +107,7 @@ class StageOptions:
     mirror: bool = False
     jitter: int = 0
     learn_upsampling: bool = False
+    train_set: str = "sbd"
 
     def __post_init__(self):
         if self.test_interval is None and self.model in STAGES:
@@ -166,7 +168,7 @@ def check_inputs(opts: StageOptions) -> None:
     """Fail early, in one line, on a missing dataset or init weights file."""
     m = opts.description
     if m.dataset == "voc":
-        _check_voc(data_dirs(opts))
+        _check_voc(data_dirs(opts), opts.train_set)
     else:
         _check_dataset(opts)
     for stream, init in opts.init_files().items():
@@ -185,9 +187,14 @@ def check_inputs(opts: StageOptions) -> None:
         raise StageError(f"stage {opts.model} needs --init (the weights it starts from)")
 
 
-def _check_voc(dirs: dict[str, Path]) -> None:
+def _check_voc(dirs: dict[str, Path], train_set: str = "sbd") -> None:
+    voc_train = dirs["voc_dir"] / "ImageSets" / "Segmentation" / "train.txt"
+    if train_set == "voc2011" and not voc_train.is_file():
+        raise StageError(f"PASCAL VOC training data not found: {voc_train} does not exist — "
+                         f"`make data DATASETS=voc2011` downloads VOC2011 ({VOC_URL}); else pass "
+                         f"--voc-dir (VOC_DIR=…)")
     sbd_split = dirs["sbdd_dir"] / "train.txt"
-    if not sbd_split.is_file():
+    if train_set == "sbd" and not sbd_split.is_file():
         raise StageError(f"SBD training data not found: {sbd_split} does not exist — `make data` "
                          f"downloads SBD ({SBD_URL}); else pass its dataset/ folder as --sbd-dir "
                          f"(SBD_DIR=…), or run `make demo` for generated data")
@@ -312,8 +319,12 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     run_dir = opts.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
     dirs = data_dirs(opts)
-    nets = {file: point_data_layer(net_param(opts.model, split, opts.num_classes, opts.widths), dirs)
-            for file, split in zip(split_files(opts.model), splits(opts.model))}
+    nets = {}
+    for file, split in zip(split_files(opts.model), splits(opts.model)):
+        net = net_param(opts.model, split, opts.num_classes, opts.widths)
+        if opts.train_set == "voc2011" and split == splits(opts.model)[0]:
+            net = ablations.voc2011_training(net, f"{opts.description.data_root}/pascal/VOC2011")
+        nets[file] = point_data_layer(net, dirs)
     nets = ablations.transform_nets(nets, opts, split_files(opts.model)[0])
     texts = {file: emit(net) for file, net in nets.items()}
     texts["solver.prototxt"] = emit(stage_solver(opts))
