@@ -109,6 +109,10 @@ stage-pascalcontext-16s: $(STAMP) ## PASCAL-Context FCN-16s from the pascalconte
 stage-pascalcontext-8s: $(STAMP) ## PASCAL-Context FCN-8s from the pascalcontext FCN-16s result
 	$(STAGE) pascalcontext-fcn8s --init "$(RUNS)/pascalcontext-fcn16s/final.caffemodel"
 
+.PHONY: paper
+paper: $(STAMP) ## the CVPR 2015 experiments: command, published figure, run state; Fig. 5 from the runs found
+	$(PY) -m reproduce paper --runs "$(RUNS)" --data-dir "$(DATA_DIR)" --plot "$(RUNS)/paper/fig5.png"
+
 verify: $(STAMP) ## score every available stage (VOC: seg11valid against the published mean IU; other datasets: MEASURED)
 	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)
 

@@ -20,6 +20,7 @@ COMMANDS = {
     "prototxt": ("reproduce.commands.prototxt", "emit the reference prototxts from the net definitions"),
     "stage": ("reproduce.commands.stage", "run one stage of the staged FCN pipeline (32s, 16s, 8s, …)"),
     "verify": ("reproduce.commands.verify", "score stages on seg11valid against the published numbers"),
+    "paper": ("reproduce.commands.paper", "the CVPR 2015 experiments: commands, published figures, Fig. 5"),
     "infer": ("reproduce.commands.infer", "segment images: palette PNGs and overlays"),
     "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
     "data": ("reproduce.commands.data", "download, extract and check the release's datasets (SBD, VOC, NYUDv2, …)"),

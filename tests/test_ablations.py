@@ -206,6 +206,10 @@ def test_paper_recipe_writes_the_solver_and_nets_the_paper_describes(data, tmp_p
         params = {l.name: [(p.lr_mult, p.decay_mult) for p in l.param] for l in train.layer}
         assert params["fc6"] == params["score_fr"] == [(1.0, 1.0), (2.0, 0.0)]
         assert params["upscore"] == [(0.0, 1.0)]   # the bilinear upsampling stays fixed
+    fcn8s = read_net(write_prototxts(options(data, tmp_path / "8s", model="fcn8s", recipe="paper"))["train.prototxt"])
+    deconv = {l.name: [(p.lr_mult, p.decay_mult) for p in l.param] for l in fcn8s.layer if l.type == "Deconvolution"}
+    # Sec. 4.3: the intermediate upsampling learns, the final one stays bilinear
+    assert deconv == {"upscore2": [(1.0, 1.0)], "upscore_pool4": [(1.0, 1.0)], "upscore8": [(0.0, 1.0)]}
     release = read_solver(write_prototxts(options(data, tmp_path / "r", max_iter=None,
                                                   base_lr=None))["solver.prototxt"])
     assert (release.base_lr, release.momentum, release.iter_size) == (np.float32(1e-10), np.float32(0.99), 1)

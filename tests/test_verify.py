@@ -25,8 +25,14 @@ def _env():
 def _check_all_skipped(stdout: str, runs: Path):
     lines = stdout.splitlines()
     rows = [line for line in lines if line.split()[-1:] == ["SKIPPED"]]
-    # (5 VOC nets + 7 one-headed nets of the other datasets + 3 SIFT Flow nets × 2 heads) × 2 sources
-    assert len(rows) == (5 + 7 + 3 * 2) * 2
+    from reproduce.evaluation.experiments import EXPERIMENTS
+
+    # (5 VOC nets + 7 one-headed nets of the other datasets + 3 SIFT Flow nets × 2 heads) × 2 sources,
+    # then one row per experiment of the paper
+    expected = (5 + 7 + 3 * 2) * 2 + len(EXPERIMENTS)
+    assert len(rows) == expected
+    assert sum(line.split()[1].startswith("paper:") for line in rows) == len(EXPERIMENTS)
+    assert "run: python -m reproduce stage fcn32s --recipe paper --fixed" in stdout
     assert any(line.startswith("fcn8s ") and "65.5 ±0.1" in line and "62.7" in line for line in rows)
     assert "run: make weights" in stdout
     assert "run: make stage-32s SBD_DIR=" in stdout and "VGG16=" in stdout
@@ -34,9 +40,9 @@ def _check_all_skipped(stdout: str, runs: Path):
     assert "validation data: no VOC2011 at" in stdout
     assert "run: make stage-siftflow-32s DATA_DIR=data" in stdout
     assert any(line.startswith("siftflow-fcn8s score_geo ") for line in rows)
-    assert "36 SKIPPED → exit status 0" in stdout
+    assert f"{expected} SKIPPED → exit status 0" in stdout
     report = json.loads((runs / "verify.json").read_text())
-    assert report["exit_status"] == 0 and report["summary"]["skipped"] == 36
+    assert report["exit_status"] == 0 and report["summary"]["skipped"] == expected
     assert {row["status"] for row in report["rows"]} == {"SKIPPED"}
     assert all(row["command"] for row in report["rows"])
 

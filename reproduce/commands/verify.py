@@ -13,6 +13,10 @@ The release's nets of the other datasets (NYUDv2, SIFT Flow, PASCAL-Context) are
 their own test splits under ``--data-dir`` (the release's ``data/`` folder), one row per head,
 MEASURED with the paper's figure as context.
 
+The CVPR 2015 paper's experiments (``python -m reproduce paper``) are scored too, each from its
+run under ``<runs>/paper/<experiment>/`` (SKIPPED with its command when absent): by default
+unless ``--demo`` or ``--stages``; ``--paper``/``--no-paper`` decide.
+
 ``--demo``: the generated-data demo — trained stages only (fcn32s, fcn16s, fcn8s unless
 ``--stages``), no release numbers (only ``--published-json``'s, if given).
 """
@@ -41,6 +45,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help='expectations {"<stage>": {"mean_iu": percent, "tolerance_below": …, "tolerance_above": …}} '
                              "replacing the release's numbers")
     parser.add_argument("--demo", action="store_true", help="the generated-data demo (see above)")
+    parser.add_argument("--paper", action=argparse.BooleanOptionalAction, default=None,
+                        help="also score the paper's experiments under <runs>/paper/ (default: unless "
+                             "--demo or --stages)")
     parser.add_argument("--widths", default="auto", help="full, tiny or auto (read off the weights; default)")
     parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
     parser.add_argument("--tolerance", type=float, default=None, help="official weights: ± mean IU points (default 0.1)")
@@ -68,6 +75,9 @@ def run(args: argparse.Namespace) -> int:
             published = V.load_published(args.published_json)
         except ValueError as err:
             raise UserError(str(err)) from None
+    from reproduce.evaluation.experiments import EXPERIMENTS
+
+    paper = args.paper if args.paper is not None else not (args.demo or args.stages)
     world = _join_torchrun(args.device)
     report = V.verify(
         voc_dir=args.voc_dir, runs_dir=args.runs, weights_dir=args.weights_dir, split=args.split,
@@ -79,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
         trained_below=_given(args.trained_below, V.TRAINED_BELOW),
         trained_above=_given(args.trained_above, V.TRAINED_ABOVE),
         limit=args.limit, progress=not args.quiet, save_dir=args.save_dir,
+        experiments=EXPERIMENTS if paper else (),
         log=lambda line: print(line, file=sys.stderr, flush=True) if world.is_root else None)
     if not world.is_root:  # every rank scored its shard; rank 0 holds the all-reduced totals
         return report.exit_status

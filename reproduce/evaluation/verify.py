@@ -340,8 +340,13 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
            official_tol: float = OFFICIAL_TOLERANCE, trained_below: float = TRAINED_BELOW,
            trained_above: float = TRAINED_ABOVE, limit: int | None = None, progress: bool = True,
            save_dir: str | os.PathLike | None = None, data_dir: str | os.PathLike = "data",
+           experiments: Sequence = (),
            log: Callable[[str], object] = lambda line: None) -> Report:
-    """Score what is present (see the module docstring); returns the report (not yet written)."""
+    """Score what is present (see the module docstring); returns the report (not yet written).
+
+    ``experiments``: the paper's experiments (``reproduce.evaluation.experiments``) to score
+    too, each from its run under ``<runs>/paper/<key>/``: judged against the paper's figure
+    with the re-trained band where it gives one, MEASURED with its finding otherwise."""
     from reproduce.models.build import dataset_of
 
     voc_dir, runs_dir, weights_dir, data_dir = str(voc_dir), str(runs_dir), str(weights_dir), str(data_dir)
@@ -365,12 +370,18 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
                               trained_above, published_origin)
             candidates.append(Row(stage, source, "SKIPPED", str(path) if path else None, note, exp,
                                   command=command))
+    for e in experiments:
+        path, note = find_run_of(e, runs_dir)
+        exp = Expectation(e.published, trained_below, trained_above, f"CVPR 2015 {e.where}")
+        candidates.append(Row(e.stage, f"paper:{e.key}", "SKIPPED", str(path) if path else None, note,
+                              exp, command=e.command(runs_dir, weights_dir, data_dir), context=e.context))
     voc_stages = any(dataset_of(row.stage).key == "voc" for row in candidates)
     dataset, data_problem = validation_set(voc_dir, split, split_file) if voc_stages else (None, "")
     scored: dict[tuple[str, str], object] = {}
     for row in candidates:
         if not row.weights:
             where = (Path(weights_dir) / _official_name(row.stage) if row.source == "official"
+                     else _experiment_run(row.source, runs_dir) / "final.pth" if row.source.startswith("paper:")
                      else Path(runs_dir) / row.stage / "final.pth")
             row.reason = f"no weights ({where} absent)"
             continue
@@ -390,6 +401,17 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
             continue
         _score_row(row, dataset, widths, device, limit, progress, save_dir, log)
     return Report(candidates, voc_dir, split if not split_file else str(split_file), data_problem)
+
+
+def find_run_of(e, runs_dir) -> tuple[Path | None, str]:
+    """An experiment's weights under ``<runs>/paper/<key>/<stage>/`` (``find_trained``)."""
+    return find_trained(e.stage, e.runs(runs_dir))
+
+
+def _experiment_run(source: str, runs_dir) -> Path:
+    from reproduce.evaluation.experiments import experiment
+
+    return experiment(source.split(":", 1)[1]).run_dir(runs_dir)
 
 
 def _never_released(stage: str) -> bool:
@@ -529,6 +551,9 @@ def format_table(report: Report) -> str:
     for row in report.rows:
         if row.note not in ("", "release", "final"):
             out.append(f"* {row.stage} {row.source}: {row.note} ({row.weights})")
+    for row in report.rows:
+        if row.source.startswith("paper:") and row.expectation and row.expectation.mean_iu is None:
+            out.append(f"{row.source}: {row.context}")
     for row in report.rows:
         if row.status in ("SKIPPED", "ERROR", "FAIL") or row.reason:
             tail = f"\n      run: {row.command}" if row.command else ""

@@ -13,8 +13,9 @@ record at the start of every run):
     original classifier nets" (both as the release's nets have them). A minibatch of 20 whole
     images is ``iter_size: 20`` of one image each; with a learning rate of that size the loss
     is the per-pixel mean (``normalize: true``), where the release's "heavy" recipe sums it
-    (PAMI 2016 Sec. 4.2; base_lr 1e-10, momentum 0.99, batch 1). The paper gives no iteration
-    count: ``--max-iter`` is the release's unless given. ``release`` is the default.
+    (PAMI 2016 Sec. 4.2; base_lr 1e-10, momentum 0.99, batch 1); the skip nets' intermediate
+    upsampling learns, the final stays bilinear (Sec. 4.3 "Dense prediction"). The paper gives
+    no iteration count: ``--max-iter`` is the release's unless given. ``release`` is the default.
 ``fixed`` (Table 2 "FCN-32s-fixed"): ``lr_mult: 0`` on every parameter but the score layers'.
 ``loss_sampling=p`` (Sec. 3.4, 4.3 "Patch sampling", Fig. 5): each spatial term of the loss
     kept with probability ``p`` per iteration (``SoftmaxWithLoss.set_options``); "to avoid
@@ -179,18 +180,39 @@ def learned_upsampling(net: Message) -> Message:
 def paper_net(net: Message) -> Message:
     """The CVPR regime's net: the loss normalized per pixel; every learned layer's biases at
     twice the rate without decay, weights at the rate with decay (what the VGG nets of the
-    release have already; the FCN-AlexNet of the release sets no ``param`` at all). Fixed
-    blobs (``lr_mult: 0``: the bilinear upsampling) stay fixed."""
+    release have already; the FCN-AlexNet of the release sets no ``param`` at all); and, as
+    Sec. 4.3 "Dense prediction" says, "final layer deconvolutional filters are fixed to bilinear
+    interpolation, while intermediate upsampling layers are initialized to bilinear
+    upsampling, and then learned" (the skip nets' 2× ``upscore2``/``upscore_pool4``, which the
+    release fixes). Other fixed blobs (``lr_mult: 0``) stay fixed."""
     net = net.copy()
     for layer in net.layer:
         if layer.type == "SoftmaxWithLoss":
             layer.loss_param.normalize = True
+    final = final_upsampling(net)
     for layer in _learnable(net):
+        if layer.type == "Deconvolution":
+            if layer.name not in final:
+                for spec in _param_specs(layer):
+                    spec.lr_mult, spec.decay_mult = 1.0, 1.0
+            continue
         for spec, wanted in zip(_param_specs(layer), PAPER_PARAMS):
             if spec.has("lr_mult") and float(spec.lr_mult) == 0.0:
                 continue
             spec.lr_mult, spec.decay_mult = float(wanted["lr_mult"]), float(wanted["decay_mult"])
     return net
+
+
+def final_upsampling(net: Message) -> set[str]:
+    """The Deconvolution layers whose output is a score — a loss's first bottom or a blob no
+    layer reads — directly or through one Crop: the nets' final upsampling."""
+    consumed = {b for layer in net.layer for b in layer.bottom}
+    scores = {layer.bottom[0] for layer in net.layer if layer.type == "SoftmaxWithLoss" and layer.bottom}
+    scores |= {t for layer in net.layer for t in layer.top if t not in consumed}
+    crops = {layer.bottom[0]: layer.top[0] for layer in net.layer
+             if layer.type == "Crop" and layer.bottom and layer.top}
+    return {layer.name for layer in net.layer if layer.type == "Deconvolution" and layer.top
+            and (layer.top[0] in scores or crops.get(layer.top[0]) in scores)}
 
 
 def paper_solver(solver: Message, backbone: str) -> Message:
