@@ -374,16 +374,16 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
         path, note = find_run_of(e, runs_dir)
         exp = Expectation(e.published, trained_below, trained_above, f"CVPR 2015 {e.where}")
         candidates.append(Row(e.stage, f"paper:{e.key}", "SKIPPED", str(path) if path else None, note,
-                              exp, command=e.command(runs_dir, weights_dir, data_dir), context=e.context))
+                              exp, command=e.command(runs_dir, weights_dir, data_dir), context=e.context,
+                              reason="" if path else f"no weights ({e.run_dir(runs_dir) / 'final.pth'} absent)"))
     voc_stages = any(dataset_of(row.stage).key == "voc" for row in candidates)
     dataset, data_problem = validation_set(voc_dir, split, split_file) if voc_stages else (None, "")
     scored: dict[tuple[str, str], object] = {}
     for row in candidates:
         if not row.weights:
             where = (Path(weights_dir) / _official_name(row.stage) if row.source == "official"
-                     else _experiment_run(row.source, runs_dir) / "final.pth" if row.source.startswith("paper:")
                      else Path(runs_dir) / row.stage / "final.pth")
-            row.reason = f"no weights ({where} absent)"
+            row.reason = row.reason or f"no weights ({where} absent)"
             continue
         if dataset_of(row.stage).key != "voc":
             if row.stage not in others:
@@ -404,14 +404,9 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
 
 
 def find_run_of(e, runs_dir) -> tuple[Path | None, str]:
-    """An experiment's weights under ``<runs>/paper/<key>/<stage>/`` (``find_trained``)."""
+    """An experiment's (``reproduce.evaluation.experiments.Experiment``) weights under
+    ``<runs>/paper/<key>/<stage>/``, as ``find_trained`` finds a stage's."""
     return find_trained(e.stage, e.runs(runs_dir))
-
-
-def _experiment_run(source: str, runs_dir) -> Path:
-    from reproduce.evaluation.experiments import experiment
-
-    return experiment(source.split(":", 1)[1]).run_dir(runs_dir)
 
 
 def _never_released(stage: str) -> bool:
