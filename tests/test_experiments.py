@@ -88,3 +88,15 @@ def test_paper_command_prints_every_experiment(tmp_path, capsys):
     for e in E.EXPERIMENTS:
         assert f"| {e.key} |" in out and f"  {e.key}: python -m reproduce stage {e.stage}" in out
     assert "Fig. 5: no run of" in out and not (tmp_path / "f.png").exists()
+
+
+def test_the_readme_lists_every_experiment_and_option():
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    section = readme.split("## Reproducing the paper", 1)[1].split("\n## ", 1)[0]
+    for e in E.EXPERIMENTS:
+        assert e.key in section, e.key
+        if e.published is not None:
+            assert f"{e.published:.1f}" in section, e.key
+    for flag in ("--recipe paper", "--train-set voc2011", "--fixed", "--loss-sampling", "--class-weights",
+                 "--mirror", "--jitter", "--learn-upsampling"):
+        assert flag in section, flag
