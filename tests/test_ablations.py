@@ -306,3 +306,23 @@ def test_voc2011_train_set_trains_on_the_voc_segmentation_train_split(data, vgg_
     with pytest.raises(StageError, match="only the PASCAL VOC nets choose their training set"):
         run_stage(StageOptions(model="siftflow-fcn32s", runs=tmp_path, train_set="voc2011",
                                progress=False, log=lambda line: None))
+
+
+def test_iteration0_fcn_loss_is_about_half_with_sampling_half(data, vgg_v1, tmp_path):
+    """On the tiny FCN-32s at its init (zero scores: every term is log 21), the same image."""
+    from reproduce.data import make_data_source
+    from reproduce.solver import SGDSolver
+    from reproduce.training.stages import initialize
+
+    opts = options(data, tmp_path, init=vgg_v1)
+    solver = SGDSolver(write_prototxts(opts)["solver.prototxt"], device="cpu")
+    initialize(solver, opts, log=lambda line: None)
+    image, label = make_data_source("voc_layers", "VOCSegDataLayer",
+                                    {"voc_dir": str(data.voc_dir), "split": "seg11valid", "seed": 1,
+                                     "mean": (104.0, 117.0, 123.0)}).next()
+    losses = {}
+    for p in (1.0, 0.5):
+        ablations.configure_loss(solver.net, sampling=p)
+        losses[p] = float(solver.net(data=torch.from_numpy(image), label=torch.from_numpy(label))["loss"].detach())
+    assert losses[1.0] == pytest.approx(float((label != 255).sum()) * np.log(21), rel=1e-4)
+    assert 0.4 < losses[0.5] / losses[1.0] < 0.6
