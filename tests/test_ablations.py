@@ -326,3 +326,20 @@ def test_iteration0_fcn_loss_is_about_half_with_sampling_half(data, vgg_v1, tmp_
         losses[p] = float(solver.net(data=torch.from_numpy(image), label=torch.from_numpy(label))["loss"].detach())
     assert losses[1.0] == pytest.approx(float((label != 255).sum()) * np.log(21), rel=1e-4)
     assert 0.4 < losses[0.5] / losses[1.0] < 0.6
+
+
+def test_train_command_takes_loss_sampling_and_class_weights(data, tmp_path, capsys):
+    from reproduce.cli import main
+
+    solver = write_prototxts(options(data, tmp_path / "run"))["solver.prototxt"]
+    first = {}
+    for name, flags in (("whole", []), ("half", ["--loss-sampling", "0.5"])):
+        log = tmp_path / f"{name}.jsonl"
+        assert main(["train", "--solver", str(solver), "--max-iter", "1", "--quiet",
+                     "--log-jsonl", str(log), *flags]) == 0
+        first[name] = next(r for r in read_records(log) if r.get("event") == "iteration")["loss"]
+    assert 0.4 < first["half"] / first["whole"] < 0.6
+    weights = tmp_path / "w.txt"
+    weights.write_text("1 2 3")
+    code = main(["train", "--solver", str(solver), "--max-iter", "1", "--quiet", "--class-weights", str(weights)])
+    assert code != 0 and "3 weights for a net of 21 classes" in capsys.readouterr().err

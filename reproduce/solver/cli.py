@@ -9,6 +9,10 @@ As in Caffe, ``--weights`` and ``--resume`` exclude each other. ``--max-iter`` r
 solver's ``max_iter`` as if edited in the prototxt (so a ``poly`` schedule follows it).
 ``--data PARAM=DIR`` relocates the Python data layers' directories (``sbdd_dir``,
 ``voc_dir``, …), relative paths being taken from the working directory.
+``--loss-sampling P`` and ``--class-weights FILE`` set two of the paper's ablations on the train
+net's SoftmaxWithLoss layers (``reproduce.training.ablations``; CVPR 2015 Sec. 3.4, 4.3) —
+beyond ``caffe train``: the solver file is used as it is (no batch growth by 1/P: set its
+``iter_size``), and nothing records them for a resume (``stage`` does).
 """
 from __future__ import annotations
 
@@ -29,6 +33,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="data layer directory override, e.g. sbdd_dir=data/sbdd/dataset")
     parser.add_argument("--log-jsonl", metavar="PATH", help="append one JSON line per iteration, "
                                                            "snapshot and test to PATH")
+    parser.add_argument("--loss-sampling", type=float, default=1.0, metavar="P",
+                        help="keep each loss term with probability P (CVPR 2015 Sec. 3.4); default 1")
+    parser.add_argument("--class-weights", metavar="FILE",
+                        help="weight each loss term by its class (a file of one weight per class)")
     parser.add_argument("--progress", action="store_true", help="show a progress bar")
     parser.add_argument("--quiet", action="store_true", help="no Caffe-style log lines on stderr")
 
@@ -45,6 +53,7 @@ def run(args: argparse.Namespace) -> int:
         solver = SGDSolver(args.solver, data_root_overrides=overrides, device=args.device)
         for path in (args.weights.split(",") if args.weights else []):
             solver.net.copy_from(_read_weights(path.strip()))
+        _loss_options(solver.net, args.loss_sampling, args.class_weights)
         if args.max_iter is not None:
             if args.max_iter < 0:
                 return _fail(f"--max-iter must not be negative, got {args.max_iter}")
@@ -94,10 +103,32 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     from reproduce.data import DatasetError, ParamStrError, UnknownDataLayerError
     from reproduce.net import LayerError, NetError, UnsupportedLayerError
 
+    from reproduce.training.ablations import AblationError
+
     from . import SolverConfigError
 
     return (SolverConfigError, CaffeFormatError, NetError, LayerError, UnsupportedLayerError,
-            DatasetError, ParamStrError, UnknownDataLayerError, FileNotFoundError)
+            DatasetError, ParamStrError, UnknownDataLayerError, FileNotFoundError, AblationError)
+
+
+def _loss_options(net, sampling: float, weights_file: str | None) -> None:
+    from reproduce.net.layers.softmax_loss import SoftmaxWithLoss
+    from reproduce.training import ablations
+
+    if sampling == 1.0 and not weights_file:
+        return
+    losses = [layer for layer in net.layer_dict.values() if isinstance(layer, SoftmaxWithLoss)]
+    if not losses:
+        raise ablations.AblationError(f"--loss-sampling/--class-weights: the train net {net.name!r} "
+                                      f"has no SoftmaxWithLoss layer")
+    weights = None
+    if weights_file:
+        classes = {int(net.blob_shapes[layer.layer_param.bottom[0]][layer.axis]) for layer in losses}
+        if len(classes) > 1:
+            raise ablations.AblationError(f"--class-weights: the train net's losses score "
+                                          f"{sorted(classes)} classes; one file cannot weight them all")
+        weights = ablations.read_class_weights(weights_file, classes.pop())
+    ablations.configure_loss(net, sampling, weights)
 
 
 def _parse_overrides(items: list[str]) -> dict[str, str] | None:
