@@ -343,3 +343,15 @@ def test_train_command_takes_loss_sampling_and_class_weights(data, tmp_path, cap
     weights.write_text("1 2 3")
     code = main(["train", "--solver", str(solver), "--max-iter", "1", "--quiet", "--class-weights", str(weights)])
     assert code != 0 and "3 weights for a net of 21 classes" in capsys.readouterr().err
+
+
+def test_a_class_weights_file_is_kept_with_the_run_and_a_changed_one_refused(data, vgg_v1, tmp_path):
+    weights = tmp_path / "weights.txt"
+    weights.write_text(" ".join(["1"] * 20 + ["0.5"]))
+    kw = dict(init=vgg_v1, class_weights=str(weights), base_lr=1e-6)
+    result = run_stage(options(data, tmp_path / "runs", max_iter=2, **kw))
+    kept = json.loads((result.run_dir / "class_weights.json").read_text())
+    assert kept["method"] == "file" and kept["weights"] == [1.0] * 20 + [0.5]
+    weights.write_text(" ".join(["2"] * 21))
+    with pytest.raises(StageError, match=r"class weights file .* changed since this run started"):
+        run_stage(options(data, tmp_path / "runs", **kw))

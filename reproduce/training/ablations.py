@@ -364,21 +364,28 @@ def label_reader(source, label_top: str) -> tuple[Callable[[int], object], int]:
 
 def resolve_class_weights(spec: str, run_dir: Path, num_classes: int, source, label_top: str,
                           progress: bool, log: Callable[[str], None]) -> list[float]:
-    """The weights of ``--class-weights spec``: read from the file, or median frequency over
-    the training split — computed once and kept in ``<run_dir>/class_weights.json`` (a resumed
-    run reads them back)."""
+    """The weights of ``--class-weights spec``, kept in ``<run_dir>/class_weights.json`` when the
+    run starts and read back from there when it resumes: median frequency over the training
+    split (computed once), or the file's — a file changed since the run started is refused."""
     from reproduce.caffe.files import atomic_output
 
-    if spec != MEDIAN_FREQUENCY:
-        return read_class_weights(spec, num_classes)
     cache = Path(run_dir) / "class_weights.json"
-    if cache.is_file():
-        return read_class_weights(cache, num_classes)
-    labels, count = label_reader(source, label_top)
-    log(f"class weights: median frequency over the {count} training labels")
-    result = median_frequency_weights(labels, count, num_classes, progress=progress)
-    with atomic_output(cache) as tmp:
-        Path(tmp).write_text(json.dumps(result, indent=1) + "\n")
+    kept = read_class_weights(cache, num_classes) if cache.is_file() else None
+    if spec != MEDIAN_FREQUENCY:
+        weights = read_class_weights(spec, num_classes)
+        if kept is not None and kept != weights:
+            raise AblationError(f"class weights file {spec} changed since this run started (its "
+                                f"weights are kept in {cache}); restore it, or start a new run")
+        result = {"method": "file", "file": str(Path(spec).resolve()), "weights": weights}
+    elif kept is not None:
+        return kept
+    else:
+        labels, count = label_reader(source, label_top)
+        log(f"class weights: median frequency over the {count} training labels")
+        result = median_frequency_weights(labels, count, num_classes, progress=progress)
+    if kept is None:
+        with atomic_output(cache) as tmp:
+            Path(tmp).write_text(json.dumps(result, indent=1) + "\n")
     return result["weights"]
 
 
