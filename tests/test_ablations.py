@@ -193,13 +193,16 @@ def options(data, runs: Path, model="fcn32s", init=None, **kw) -> StageOptions:
 
 
 def test_paper_recipe_writes_the_solver_and_nets_the_paper_describes(data, tmp_path):
-    for model, lr in (("fcn32s", 1e-4), ("fcn-alexnet", 1e-3)):
-        paths = write_prototxts(options(data, tmp_path, model=model, recipe="paper", max_iter=None,
-                                        base_lr=None))
+    f32 = np.float32   # SolverParameter's float fields
+    for model, lr, train_set, iters in (("fcn32s", 1e-4, "voc2011", 9730), ("fcn-alexnet", 1e-3, "sbd", 74358),
+                                        ("fcn16s", 1e-6, "sbd", 74358), ("fcn8s", 1e-8, "sbd", 74358)):
+        paths = write_prototxts(options(data, tmp_path / model, model=model, recipe="paper", max_iter=None,
+                                        base_lr=None, train_set=train_set))
         solver = read_solver(paths["solver.prototxt"])
-        f32 = np.float32   # SolverParameter's float fields
-        assert (solver.base_lr, solver.momentum, solver.iter_size, solver.lr_policy,
-                solver.weight_decay) == (f32(lr), f32(0.9), 20, "fixed", f32(5e-4))
+        assert (solver.base_lr, solver.momentum, solver.iter_size, solver.lr_policy, solver.weight_decay,
+                solver.max_iter) == (f32(lr), f32(0.9), 20, "fixed", f32(5e-4), iters), model
+        if model in ("fcn16s", "fcn8s"):
+            continue
         train = read_net(paths["train.prototxt"])
         loss = next(l for l in train.layer if l.type == "SoftmaxWithLoss")
         assert loss.loss_param.normalize is True

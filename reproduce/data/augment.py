@@ -1,6 +1,6 @@
 """Random mirroring and jittering of training samples, the augmentation the paper tried.
 
-CVPR 2015 Sec. 4.3, "Augmentation": "We also tried augmenting the training data by randomly
+CVPR 2015 Sec. 4.3, "Augmentation": "We tried augmenting the training data by randomly
 mirroring and 'jittering' the images by translating them up to 32 pixels (the coarsest scale
 of prediction) in each direction. This yielded no noticeable improvement." The reference data
 layers do neither; the project's do when the training layer's ``param_str`` asks for it:

@@ -9,13 +9,19 @@ record at the start of every run):
     "a minibatch size of 20 images and fixed learning rates of 10^-3, 10^-4, and 5^-5 for
     FCN-AlexNet, FCN-VGG16, and FCN-GoogLeNet", momentum 0.9, "weight decay of 5^-4 or 2^-4"
     (5^-4 of the VGG16/AlexNet classifiers' own training, 2^-4 of GoogLeNet's), "doubled the
-    learning rate for biases", zero-initialised scores and "dropout ... where used in the
-    original classifier nets" (both as the release's nets have them). A minibatch of 20 whole
-    images is ``iter_size: 20`` of one image each; with a learning rate of that size the loss
-    is the per-pixel mean (``normalize: true``), where the release's "heavy" recipe sums it
-    (PAMI 2016 Sec. 4.2; base_lr 1e-10, momentum 0.99, batch 1); the skip nets' intermediate
-    upsampling learns, the final stays bilinear (Sec. 4.3 "Dense prediction"). The paper gives
-    no iteration count: ``--max-iter`` is the release's unless given. ``release`` is the default.
+    learning rate for biases" ("we found training to be insensitive to these parameters (but
+    sensitive to the learning rate)"), zero-initialised scores and "dropout ... where used in
+    the original classifier nets" (both as the release's nets have them). A minibatch of 20
+    whole images is ``iter_size: 20`` of one image each; with a learning rate of that size the
+    loss is the per-pixel mean (``normalize: true``), where the release's "heavy" recipe sums
+    it (base_lr 1e-10, momentum 0.99, batch 1). A skip net starts from the previous one with
+    "the learning rate ... decreased by a factor of 100" (Sec. 4.2: FCN-16s 1e-6, FCN-8s
+    1e-8 for VGG16); its intermediate upsampling learns, the final stays bilinear (Sec. 4.3
+    "Dense prediction"). Length: Table 1 reports "the best results achieved after convergence
+    at a fixed learning rate (at least 175 epochs)" (Sec. 4.1): a VOC net runs 175 epochs of
+    its training set (VOC2011 train: 9,730 iterations of 20 images; SBD: 74,358) unless
+    ``--max-iter`` says otherwise; the paper gives no length for the skip nets ("about one
+    day each"), which run as long. ``release`` is the default.
 ``fixed`` (Table 2 "FCN-32s-fixed"): ``lr_mult: 0`` on every parameter but the score layers'.
 ``loss_sampling=p`` (Sec. 3.4, 4.3 "Patch sampling", Fig. 5): each spatial term of the loss
     kept with probability ``p`` per iteration (``SoftmaxWithLoss.set_options``); "to avoid
@@ -57,6 +63,9 @@ MEDIAN_FREQUENCY = "median-frequency"
 PAPER_BASE_LR = {"alexnet": 1e-3, "vgg16": 1e-4, "googlenet": 5e-5}
 PAPER_WEIGHT_DECAY = {"alexnet": 5e-4, "vgg16": 5e-4, "googlenet": 2e-4}
 PAPER_SOLVER = {"lr_policy": "fixed", "momentum": 0.9, "iter_size": 20}
+PAPER_SKIP_LR_FACTOR = 0.01   # Sec. 4.2: each skip net's rate, relative to the net it starts from
+PAPER_EPOCHS = 175            # Sec. 4.1: "at least 175 epochs"
+TRAIN_IMAGES = {"sbd": 8498, "voc2011": 1112}   # the VOC nets' training sets (Sec. 4.3)
 PAPER_PARAMS = ({"lr_mult": 1, "decay_mult": 1}, {"lr_mult": 2, "decay_mult": 0})
 
 
@@ -215,17 +224,31 @@ def final_upsampling(net: Message) -> set[str]:
             and (layer.top[0] in scores or crops.get(layer.top[0]) in scores)}
 
 
-def paper_solver(solver: Message, backbone: str) -> Message:
-    """Sec. 4.3's optimization for a net of ``backbone`` (see the module docstring)."""
-    if backbone not in PAPER_BASE_LR:
-        raise AblationError(f"--recipe paper: the paper gives no learning rate for a {backbone} net "
-                            f"(it trains FCN-AlexNet, FCN-VGG16 and FCN-GoogLeNet)")
+def paper_solver(solver: Message, model, train_set: str = "sbd") -> Message:
+    """Sec. 4.3's optimization for the net ``model`` (an ``FCNModel``; see the module
+    docstring): the backbone's rate, a hundredth of it per skip stage it follows, and for the
+    VOC nets 175 epochs of ``train_set``."""
+    if model.backbone not in PAPER_BASE_LR:
+        raise AblationError(f"--recipe paper: the paper gives no learning rate for a {model.backbone} "
+                            f"net (it trains FCN-AlexNet, FCN-VGG16 and FCN-GoogLeNet)")
     solver = solver.copy()
     for key, value in PAPER_SOLVER.items():
         setattr(solver, key, value)
-    solver.base_lr = PAPER_BASE_LR[backbone]
-    solver.weight_decay = PAPER_WEIGHT_DECAY[backbone]
+    solver.base_lr = PAPER_BASE_LR[model.backbone] * PAPER_SKIP_LR_FACTOR ** skip_depth(model)
+    solver.weight_decay = PAPER_WEIGHT_DECAY[model.backbone]
+    if model.dataset == "voc":
+        solver.max_iter = math.ceil(PAPER_EPOCHS * TRAIN_IMAGES[train_set] / PAPER_SOLVER["iter_size"])
     return solver
+
+
+def skip_depth(model) -> int:
+    """How many stages the net follows (FCN-32s 0, FCN-16s 1, FCN-8s 2)."""
+    from reproduce.models import model as model_named
+
+    depth, m = 0, model
+    while m.init == "copy_from" and m.previous:
+        depth, m = depth + 1, model_named(m.previous)
+    return depth
 
 
 def sampling_iter_size(iter_size: int, p: float) -> int:

@@ -288,7 +288,7 @@ def stage_solver(opts: StageOptions) -> Message:
 
     solver = solver_param(opts.model)
     if opts.recipe == "paper":
-        solver = ablations.paper_solver(solver, opts.description.backbone)
+        solver = ablations.paper_solver(solver, opts.description, opts.train_set)
     if opts.loss_sampling != 1.0:
         solver.iter_size = ablations.sampling_iter_size(solver.iter_size, opts.loss_sampling)
     if opts.max_iter is not None:

@@ -22,10 +22,12 @@ the layer with ``set_options`` (``reproduce.training.ablations``) and off by def
 layer is Caffe's bit for bit and draws nothing from any generator:
 
 * ``sampling = p``: *loss sampling*, "restricting the loss to a randomly sampled subset of its
-  spatial terms" (Sec. 3.4): each spatial term (every label position) is kept with probability
-  ``p``, drawn per forward from the layer's generator (the solver's, so a resumed run draws
-  the same masks); a dropped term is treated as an ignored one (no loss, no gradient, not
-  counted by the VALID normalizer);
+  spatial terms" (Sec. 3.4), "making an independent choice to ignore each final layer cell
+  with some probability 1−p" (Sec. 4.3): each spatial term of this loss — every label
+  position, the loss being computed on the upsampled score — is kept with probability ``p``,
+  drawn per forward from the layer's generator (the solver's, so a resumed run draws the same
+  masks); a dropped term is treated as an ignored one (no loss, no gradient, not counted by
+  the VALID normalizer);
 * ``class_weights = w``: class balancing by loss weighting (Sec. 4.3): each kept term
   ``-log p_y`` and its gradient are multiplied by ``w[y]``; the normalizer is unchanged
   (Caffe's count, not a sum of weights).
