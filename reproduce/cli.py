@@ -25,6 +25,7 @@ COMMANDS = {
     "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
     "data": ("reproduce.commands.data", "download, extract and check the release's datasets (SBD, VOC, NYUDv2, …)"),
     "demo": ("reproduce.commands.demo", "the whole pipeline at small scale on generated data"),
+    "pycaffe": ("reproduce.commands.pycaffe", "pycaffe on PyTorch: --path prints the folder that makes `import caffe` this port"),
 }
 
 
@@ -44,6 +45,7 @@ USER_ERRORS = (
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
     "reproduce.data.fetch:DataFetchError", "reproduce.training.lock:RunDirBusy",
+    "reproduce.pycaffe.layer:PythonLayerError",
 )
 
 
