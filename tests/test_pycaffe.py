@@ -826,3 +826,59 @@ def test_the_shim_makes_import_caffe_this_port(tmp_path):
                          timeout=120, cwd=str(tmp_path))
     assert run.returncode == 0, run.stderr
     assert run.stdout.split() == ["reproduce.pycaffe.net", "1"]
+
+
+# ------------------------------------------------------------------------------ the release's calls
+@pytest.mark.golden
+def test_surgery_through_the_shim_is_caffes_transplant(golden, tmp_path):
+    """What the release's surgery.transplant and surgery.interp do, written here on pycaffe
+    calls: every blob copied flat by layer name (fc6/fc7 coerced), up* bilinear; the result
+    is Caffe's transplant bit for bit, and net.save writes Caffe's file byte for byte."""
+    from reproduce.weights.surgery import upsample_filt
+
+    old = caffe.Net(str(golden / "vgg16-v1" / "deploy.prototxt"),
+                    str(golden / "vgg16-v1" / "weights.caffemodel"), caffe.TEST)
+    new = caffe.Net(str(golden / "voc-fcn32s" / "deploy.prototxt"), caffe.TEST)
+    dropped = []
+    for name, blobs in old.params.items():
+        if name not in new.params:
+            dropped.append(name)
+            continue
+        for i, blob in enumerate(blobs):
+            new.params[name][i].data.flat = blob.data.flat
+    assert dropped == ["fc8"]
+    for name in [k for k in new.params if "up" in k]:
+        m, k, h, w = new.params[name][0].data.shape
+        new.params[name][0].data[range(m), range(k), :, :] = upsample_filt(h)
+    reference = np.load(golden / "vgg16-v1" / "fcn32s-transplanted-params.npz")
+    for key in reference.files:
+        _, layer, i = key.split("/")
+        np.testing.assert_array_equal(new.params[layer][int(i)].data, reference[key], err_msg=key)
+    saved = tmp_path / "transplanted.caffemodel"
+    new.save(str(saved))
+    assert saved.read_bytes() == (golden / "vgg16-v1" / "fcn32s-transplanted.caffemodel").read_bytes()
+
+
+@pytest.mark.golden
+def test_infer_idiom_gives_the_infer_command_label_map(golden, upstream, tmp_path):
+    """infer.py's calls (reshape the data blob to the image, write it, forward, argmax of
+    score) give the label map of `python -m reproduce infer --prototxt` with the same weights."""
+    from PIL import Image
+
+    from reproduce.cli import main
+    from reproduce.evaluation.infer import preprocess
+
+    folder = golden / "voc-fcn8s"
+    image = Image.open(upstream / "demo" / "image.jpg")
+    in_ = preprocess(image.convert("RGB"))
+    net = caffe.Net(str(folder / "deploy.prototxt"), str(folder / "weights.caffemodel"), caffe.TEST)
+    net.blobs["data"].reshape(1, *in_.shape)
+    net.blobs["data"].data[...] = in_
+    net.forward()
+    out = net.blobs["score"].data[0].argmax(axis=0)
+    assert main(["infer", "--prototxt", str(folder / "deploy.prototxt"), "--weights",
+                 str(folder / "weights.caffemodel"), str(upstream / "demo" / "image.jpg"),
+                 "-o", str(tmp_path), "--quiet", "--no-overlay"]) == 0
+    label_map = np.asarray(Image.open(tmp_path / "image.png"))
+    assert label_map.shape == out.shape and len(np.unique(out)) > 1
+    np.testing.assert_array_equal(label_map, out)

@@ -25,7 +25,8 @@ What it mirrors of pycaffe (``pycaffe.py``, ``_caffe.cpp``) and Caffe's ``Net`` 
 * shapes: a layer computes from whatever shapes its bottoms hold, so reshaping an input blob
   and calling ``forward()`` runs the net at the new size, as Caffe's per-layer ``Reshape``
   does; ``reshape()`` propagates the shapes through every layer without computing;
-* ``copy_from``, ``share_with``, ``save`` (Caffe's ``Net.save`` layout), ``save_hdf5``,
+* ``copy_from``, ``share_with``, ``save`` (Caffe's ``Net.save`` layout, byte for byte: the
+  split layers Caffe inserts are written too), ``save_hdf5``,
   ``load_hdf5``, ``clear_param_diffs``, ``forward_all``, ``forward_backward_all``,
   ``before_forward``/``after_forward``/``before_backward``/``after_backward`` hooks;
 * ``Python`` layers run their own numpy code (``reproduce.pycaffe.layer``).
@@ -556,8 +557,13 @@ class Net:
         self._net.share_with(other._net if isinstance(other, Net) else other)
 
     def _net_message(self) -> Message:
+        """The net as Caffe's ``Net::ToProto`` writes it: its layers (phase set) and the
+        split layers ``Net::Init`` inserted (``reproduce.pycaffe.splits``)."""
+        from .splits import insert_splits
+
         net = Message("NetParameter", name=self._net.name)
-        net.layer = [self._net.layer(name).layer_param for name in self._net.layer_names]
+        net.layer = insert_splits([self._net.layer(name).layer_param
+                                   for name in self._net.layer_names])
         return net
 
     def save(self, filename: str | os.PathLike) -> None:
