@@ -882,3 +882,142 @@ def test_infer_idiom_gives_the_infer_command_label_map(golden, upstream, tmp_pat
     label_map = np.asarray(Image.open(tmp_path / "image.png"))
     assert label_map.shape == out.shape and len(np.unique(out)) > 1
     np.testing.assert_array_equal(label_map, out)
+
+
+VOC_LAYER_SOURCE = '''
+import ast
+import random
+
+import numpy as np
+from PIL import Image
+
+import caffe
+
+
+class VOCSegDataLayer(caffe.Layer):
+    """Written here after the release's voc_layers.VOCSegDataLayer: one image and label per
+    forward from a VOC layout, BGR minus the mean, reshaping the net to each image."""
+
+    def setup(self, bottom, top):
+        params = ast.literal_eval(self.param_str)
+        self.voc_dir, self.split = params["voc_dir"], params["split"]
+        self.mean = np.array(params["mean"])
+        self.random = params.get("randomize", True) and "train" in self.split
+        with open(f"{self.voc_dir}/ImageSets/Segmentation/{self.split}.txt") as f:
+            self.indices = f.read().splitlines()
+        self.idx = 0
+        if self.random:
+            random.seed(params.get("seed"))
+            self.idx = random.randint(0, len(self.indices) - 1)
+
+    def reshape(self, bottom, top):
+        name = self.indices[self.idx]
+        image = np.array(Image.open(f"{self.voc_dir}/JPEGImages/{name}.jpg"), dtype=np.float32)
+        self.data = (image[:, :, ::-1] - self.mean).transpose((2, 0, 1))
+        self.label = np.array(Image.open(f"{self.voc_dir}/SegmentationClass/{name}.png"),
+                              dtype=np.uint8)[np.newaxis]
+        top[0].reshape(1, *self.data.shape)
+        top[1].reshape(1, *self.label.shape)
+
+    def forward(self, bottom, top):
+        top[0].data[...] = self.data
+        top[1].data[...] = self.label
+        if self.random:
+            self.idx = random.randint(0, len(self.indices) - 1)
+        else:
+            self.idx = (self.idx + 1) % len(self.indices)
+
+    def backward(self, top, propagate_down, bottom):
+        pass
+'''
+
+
+def test_training_through_a_python_data_layer_follows_the_suite(tmp_path, monkeypatch):
+    """A Python data layer written here (voc_layers' calls) feeding width-reduced FCN-32s
+    trained by caffe.SGDSolver: the same parameters, bit for bit, as reproduce.solver.SGDSolver
+    on the same solver, seed and data, fed by the project's own port of that layer."""
+    from reproduce.caffe import text
+    from reproduce.data.registry import make_data_source
+    from reproduce.data.synthetic import make_synthetic_dataset
+    from reproduce.models import net_param
+    from reproduce.solver import SGDSolver as ProjectSolver
+
+    data = make_synthetic_dataset(tmp_path / "data", n_train=5, n_val=1, seed=2, sides=(32, 32))
+    folder = tmp_path / "pylayers"
+    folder.mkdir()
+    (folder / "pycaffe_test_voc.py").write_text(VOC_LAYER_SOURCE)
+    monkeypatch.syspath_prepend(str(folder))
+    monkeypatch.setitem(sys.modules, "caffe", caffe)
+    net = net_param("fcn32s", "train", num_classes=21, widths="tiny")
+    param_str = repr(dict(voc_dir=str(data.voc_dir), split="train", seed=1337,
+                          mean=(104.00699, 116.66877, 122.67892)))
+    layer = net.layer[0]
+    layer.python_param.module, layer.python_param.layer = "pycaffe_test_voc", "VOCSegDataLayer"
+    layer.python_param.param_str = param_str
+    (tmp_path / "train.prototxt").write_text(text.emit(net))
+    (tmp_path / "solver.prototxt").write_text('train_net: "train.prototxt"\nbase_lr: 1e-6\n'
+                                              'lr_policy: "fixed"\nmomentum: 0.99\nweight_decay: '
+                                              '0.0005\ndisplay: 0\nrandom_seed: 1337\n')
+    monkeypatch.chdir(tmp_path)
+    ours = caffe.SGDSolver("solver.prototxt")
+    from reproduce.weights.surgery import upsample_filt
+
+    rng = np.random.default_rng(9)   # the release's nets have no fillers: a random init
+    for name, blobs in ours.net.params.items():
+        if "up" in name:                                       # surgery.interp's calls
+            m, k, h, w = blobs[0].data.shape
+            blobs[0].data[range(m), range(k), :, :] = upsample_filt(h)
+            continue
+        blobs[0].data[...] = rng.normal(size=blobs[0].shape) * np.sqrt(2 / blobs[0].data[0].size)
+        blobs[1].data[...] = rng.normal(size=blobs[1].shape) * 0.1
+    suite = ProjectSolver(tmp_path / "solver.prototxt")
+    suite.net.copy_from(ours.net.net.weights_dict())   # the same init (fillers drew alike too)
+    suite.feeder.sources["data"] = make_data_source("voc_layers", "VOCSegDataLayer", param_str,
+                                                    sampler_flavor="python3")
+    ours.step(2)
+    suite.step(2)
+    np.testing.assert_array_equal(ours.net.blobs["data"].data, suite.net.blobs["data"].numpy())
+    for name, blobs in ours.net.params.items():
+        for i, blob in enumerate(blobs):
+            theirs = suite.net.params[name][i].detach().numpy()
+            np.testing.assert_array_equal(blob.data, theirs, err_msg=f"{name}/{i}")
+    assert np.abs(ours.net.params["score_fr"][0].data).max() > 0     # training moved it
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the machine without a GPU")
+def test_set_mode_gpu_without_a_gpu_runs_on_the_cpu(tmp_path, monkeypatch):
+    from reproduce.pycaffe import mode
+
+    monkeypatch.setitem(mode._state, "warned", False)
+    caffe.set_mode_gpu()
+    try:
+        with pytest.warns(RuntimeWarning, match="no GPU"):
+            net = caffe.Net(write(tmp_path, "simple.prototxt", SIMPLE_NET), caffe.TEST)
+    finally:
+        caffe.set_mode_cpu()
+    assert net.net.params["conv"][0].device.type == "cpu"
+    assert np.isfinite(net.forward()["loss"])
+
+
+def test_forward_all_and_backward_all_batch_and_cut_the_padding(tmp_path):
+    path = write(tmp_path, "ip.prototxt", """name: 'ip' force_backward: true
+        layer { type: 'Input' name: 'data' top: 'data' input_param { shape { dim: 2 dim: 3 } } }
+        layer { type: 'InnerProduct' name: 'ip' bottom: 'data' top: 'out'
+          inner_product_param { num_output: 4 weight_filler { type: 'gaussian' std: 1 } } }""")
+    caffe.set_random_seed(11)
+    net = caffe.Net(path, caffe.TEST)
+    x = np.random.default_rng(10).normal(size=(5, 3)).astype(np.float32)
+    w, b = net.params["ip"][0].data, net.params["ip"][1].data
+    out = net.forward_all(data=x)
+    assert set(out) == {"out"} and out["out"].shape == (5, 4)
+    np.testing.assert_allclose(out["out"], x @ w.T + b, rtol=1e-5, atol=1e-6)
+    grads = net.backward_all(out=np.ones((5, 4), np.float32))
+    assert grads["data"].shape == (5, 3)
+    np.testing.assert_allclose(grads["data"], np.tile(w.sum(0), (5, 1)), rtol=1e-5)
+    outs, diffs = net.forward_backward_all(data=x, out=np.ones((5, 4), np.float32))
+    np.testing.assert_allclose(outs["out"], out["out"], rtol=1e-6)
+    np.testing.assert_allclose(diffs["data"], grads["data"], rtol=1e-6)
+    with pytest.raises(ValueError, match="do not match net inputs"):
+        net.forward(label=x)
+    with pytest.raises(ValueError, match="not batch sized"):
+        net.forward(data=x)

@@ -42,9 +42,11 @@ def init_log(*_args) -> None:
 
 
 def log(message: str) -> None:
+    """Caffe's ``LOG(INFO)`` of a message: the ``reproduce.solver`` logger, where the solver's
+    lines go (to stderr under ``import caffe``, see ``mode.log_to_stderr``)."""
     import logging
 
-    logging.getLogger("caffe").info(message)
+    logging.getLogger("reproduce.solver").info(message)
 
 
 def has_nccl() -> bool:

@@ -27,7 +27,7 @@ What it mirrors of pycaffe (``pycaffe.py``, ``_caffe.cpp``) and Caffe's ``Net`` 
   does; ``reshape()`` propagates the shapes through every layer without computing;
 * ``copy_from``, ``share_with``, ``save`` (Caffe's ``Net.save`` layout, byte for byte: the
   split layers Caffe inserts are written too), ``save_hdf5``,
-  ``load_hdf5``, ``clear_param_diffs``, ``forward_all``, ``forward_backward_all``,
+  ``load_hdf5``, ``clear_param_diffs``, ``forward_all``, ``backward_all``, ``forward_backward_all``,
   ``before_forward``/``after_forward``/``before_backward``/``after_backward`` hooks;
 * ``Python`` layers run their own numpy code (``reproduce.pycaffe.layer``).
 
@@ -631,6 +631,20 @@ class Net:
             for name, value in self.forward(blobs=blobs, **batch).items():
                 outs[name].extend(value.copy())
         result = {name: np.asarray(values) for name, values in outs.items()}
+        if kwargs and result:
+            given = len(next(iter(kwargs.values())))
+            result = {name: value[:given] for name, value in result.items()}
+        return result
+
+    def backward_all(self, diffs: Sequence[str] | None = None, **kwargs: Any) -> dict[str, np.ndarray]:
+        """``backward`` over batches of the outputs' diffs (as ``forward_all`` over inputs): the
+        diffs of the inputs (and ``diffs``), the padding cut off. Run it after the forward of
+        the same batches, as each backward starts from what the blobs hold."""
+        grads: dict[str, list] = {name: [] for name in set(self.inputs + list(diffs or []))}
+        for batch in self._batch(kwargs):
+            for name, value in self.backward(diffs=diffs, **batch).items():
+                grads[name].extend(value.copy())
+        result = {name: np.asarray(values) for name, values in grads.items()}
         if kwargs and result:
             given = len(next(iter(kwargs.values())))
             result = {name: value[:given] for name, value in result.items()}

@@ -8,7 +8,11 @@ What it mirrors of pycaffe's ``Solver`` (``_caffe.cpp``) and Caffe's ``Solver``:
   class the ``type`` names (``SolverRegistry::CreateSolver``). Relative paths in the prototxt
   (nets, ``snapshot_prefix``) are taken from the working directory, as Caffe does;
 * ``net`` and ``test_nets`` are ``caffe.Net``s (test nets share the train net's parameter
-  tensors, built when the solver is, as Caffe builds them); Python layers in them run;
+  tensors); Python layers in them run. The test nets are built when first used — by
+  ``test_nets`` or the solver's own test — as the project's solver builds them, where Caffe
+  builds them with the solver: the generator that fillers and dropout draw from is then
+  drawn in the project's order, so a run through this API follows the same trajectory as
+  ``reproduce.solver.SGDSolver`` on the same seed and data;
 * ``step(n)``, ``solve(resume_file=None)``, ``iter``, ``snapshot()``, ``restore(file)``,
   ``apply_update()`` (Caffe's ``ApplyUpdate``: the update from the diffs the net holds, at the
   current iteration's rate; ``iter`` is not advanced, as there), ``add_callback(on_start,
@@ -143,7 +147,6 @@ class Solver:
         if param.type not in _TYPES:
             raise ValueError(f"unknown solver type {param.type!r} (known: {', '.join(_TYPES)})")
         self._engine = _Engine(param, mode.device())
-        self._test_nets = [n.pynet for n in self._engine.test_nets]
 
     # -- state ---------------------------------------------------------------------
     @property
@@ -152,7 +155,7 @@ class Solver:
 
     @property
     def test_nets(self) -> list[Net]:
-        return list(self._test_nets)
+        return [net.pynet for net in self._engine.test_nets]
 
     @property
     def iter(self) -> int:

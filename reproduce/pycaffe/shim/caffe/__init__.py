@@ -5,6 +5,7 @@
 ``caffe.net_spec``, ``caffe.coord_map``, ``from caffe import layers as L, params as P``) is this
 project's port. It shadows a real Caffe installed elsewhere on the path.
 
+Importing it sends the solver's Caffe-style log lines to stderr, as glog does under pycaffe.
 The module registers ``reproduce.pycaffe`` itself, and each of its public submodules, under
 the ``caffe`` names in ``sys.modules``, so both names give the same objects (one
 ``caffe_pb2.NetParameter`` class, one ``caffe.Layer``).
@@ -24,6 +25,10 @@ from reproduce.pycaffe import net_spec as _net_spec
 from reproduce.pycaffe import proto as _proto
 from reproduce.pycaffe.proto import caffe_pb2 as _caffe_pb2
 from reproduce.pycaffe.proto import text_format as _text_format
+
+from reproduce.pycaffe.mode import log_to_stderr as _log_to_stderr
+
+_log_to_stderr()   # glog's lines on stderr, as pycaffe scripts print them
 
 sys.modules.update({
     "caffe": _pycaffe,
