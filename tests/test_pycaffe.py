@@ -1021,3 +1021,17 @@ def test_forward_all_and_backward_all_batch_and_cut_the_padding(tmp_path):
         net.forward(label=x)
     with pytest.raises(ValueError, match="not batch sized"):
         net.forward(data=x)
+
+
+def test_snapshots_inside_step_are_caffes_too(tmp_path):
+    net_path = write(tmp_path, "input.prototxt", INPUT_NET)
+    solver = caffe.SGDSolver(write(tmp_path, "s.prototxt", f"""train_net: '{net_path}'
+        base_lr: 0.01 lr_policy: "fixed" display: 0 snapshot: 2
+        snapshot_prefix: "{tmp_path / 'snap'}" """))
+    solver.net.blobs["label"].data[...] = 1
+    solver.step(3)
+    for suffix in (".caffemodel", ".solverstate", ".solverstate.pt"):
+        assert (tmp_path / f"snap_iter_2{suffix}").is_file()
+    assert not (tmp_path / "snap_iter_3.caffemodel").exists()
+    solver.restore(str(tmp_path / "snap_iter_2.solverstate"))
+    assert solver.iter == 2

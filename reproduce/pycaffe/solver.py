@@ -124,6 +124,32 @@ class _Engine(_engine_module.SGDSolver):
             on_gradients_ready()
         return loss
 
+    def snapshot(self) -> Path:
+        """The project's snapshot, and Caffe's ``.solverstate`` beside it (binary format):
+        also when ``snapshot: N`` takes one inside ``step``, as Caffe's does."""
+        state = super().snapshot()
+        if self.param.snapshot_format != "HDF5":
+            self._write_caffe_state()
+        return state
+
+    def _write_caffe_state(self) -> Path:
+        from reproduce.caffe import wire
+        from reproduce.caffe.blobs import blob_message
+        from reproduce.caffe.files import atomic_output
+        from reproduce.solver.snapshot import STATE_SUFFIX, WEIGHTS_SUFFIX
+
+        weights = snapshot_filename(self.snapshot_prefix, self.iter, WEIGHTS_SUFFIX)
+        history = self.rule.state_dict()["history"]
+        state = Message("SolverState", iter=int(self.iter), learned_net=os.fspath(weights),
+                        current_step=int(self.current_step),
+                        history=[blob_message(np.asarray(h.numpy(), dtype=np.float32))
+                                 for h in history])
+        path = Path(os.fspath(snapshot_filename(self.snapshot_prefix, self.iter,
+                                                STATE_SUFFIX))[:-len(".pt")])
+        with atomic_output(path) as tmp:
+            Path(tmp).write_bytes(wire.encode(state))
+        return path
+
 
 def _read_param(filename: str | os.PathLike | Message) -> Message:
     from reproduce.caffe.text import read
@@ -206,29 +232,7 @@ class Solver:
     def snapshot(self) -> None:
         """Caffe's ``Solver::Snapshot`` (see the module docstring)."""
         push_host_copies()
-        engine = self._engine
-        engine.snapshot()
-        if engine.param.snapshot_format != "HDF5":
-            self._write_caffe_state()
-
-    def _write_caffe_state(self) -> Path:
-        from reproduce.caffe import wire
-        from reproduce.caffe.blobs import blob_message
-        from reproduce.caffe.files import atomic_output
-        from reproduce.solver.snapshot import STATE_SUFFIX, WEIGHTS_SUFFIX
-
-        engine = self._engine
-        weights = snapshot_filename(engine.snapshot_prefix, engine.iter, WEIGHTS_SUFFIX)
-        history = engine.rule.state_dict()["history"]
-        state = Message("SolverState", iter=int(engine.iter), learned_net=os.fspath(weights),
-                        current_step=int(engine.current_step),
-                        history=[blob_message(np.asarray(h.numpy(), dtype=np.float32))
-                                 for h in history])
-        path = Path(os.fspath(snapshot_filename(engine.snapshot_prefix, engine.iter,
-                                                STATE_SUFFIX))[:-len(".pt")])
-        with atomic_output(path) as tmp:
-            Path(tmp).write_bytes(wire.encode(state))
-        return path
+        self._engine.snapshot()
 
     def restore(self, filename: str | os.PathLike) -> None:
         """Caffe's ``Solver::Restore``: a ``.solverstate`` (``.h5``) or the project's ``.pt``."""
