@@ -1035,3 +1035,93 @@ def test_snapshots_inside_step_are_caffes_too(tmp_path):
     assert not (tmp_path / "snap_iter_3.caffemodel").exists()
     solver.restore(str(tmp_path / "snap_iter_2.solverstate"))
     assert solver.iter == 2
+
+
+def _coord_spec(ks=3, stride=1, pad=0, pool=2, dstride=2, dpad=0):
+    L, P = caffe.layers, caffe.params
+    n = caffe.NetSpec()
+    n.data = L.Input(shape=dict(dim=[2, 1, 100, 100]))
+    n.conv = L.Convolution(n.data, num_output=10, kernel_size=ks, stride=stride, pad=pad)
+    n.pool = L.Pooling(n.conv, pool=P.Pooling.MAX, kernel_size=pool, stride=pool, pad=0)
+    deconv_ks = [s * 2 for s in dstride] if isinstance(dstride, list) else dstride * 2
+    n.deconv = L.Deconvolution(n.pool, convolution_param=dict(num_output=10, kernel_size=deconv_ks,
+                                                              stride=dstride, pad=dpad))
+    return n
+
+
+def test_coord_map_from_to_on_tops():
+    """pycaffe's coord_map cases: conv/pool/deconv, pass-through, padding, anisotropy."""
+    from_to = caffe.coord_map.coord_map_from_to
+    n = _coord_spec()
+    ax, a, b = from_to(n.deconv, n.data)
+    assert (ax, list(a), list(b)) == (1, [1.0], [0.0])
+    n = _coord_spec(pool=4, dstride=4)
+    ax, a, b = from_to(n.deconv, n.data)
+    assert (ax, list(a), list(b)) == (1, [1.0], [-1.0])
+    n = _coord_spec()
+    n.relu = caffe.layers.ReLU(n.deconv)
+    n.conv1x1 = caffe.layers.Convolution(n.relu, num_output=10, kernel_size=1)
+    assert list(from_to(n.conv1x1, n.data)[2]) == [0.0]
+    for pad in (3, 7):
+        n = _coord_spec(pad=pad)
+        assert list(from_to(n.deconv, n.data)[2]) == [-pad]
+        n = _coord_spec(dpad=pad)
+        assert list(from_to(n.deconv, n.data)[2]) == [pad]
+        n = _coord_spec(pad=pad, dpad=pad)
+        assert list(from_to(n.deconv, n.data)[2]) == [0.0]
+    n3, n5 = _coord_spec(ks=3, stride=1, pad=0), _coord_spec(ks=5, stride=2, pad=10)
+    n35 = _coord_spec(ks=[3, 5], stride=[1, 2], pad=[0, 10])
+    _, a3, b3 = from_to(n3.deconv, n3.data)
+    _, a5, b5 = from_to(n5.deconv, n5.data)
+    _, a35, b35 = from_to(n35.deconv, n35.data)
+    assert list(a35) == [a3[0], a5[0]] and list(b35) == [b3[0], b5[0]]
+    # tops of different nets have no common ancestor: one error naming both
+    with pytest.raises(caffe.coord_map.CoordMapError, match="no ancestor"):
+        from_to(_coord_spec().deconv, _coord_spec().data)
+    # the crop helper: crop(deconv, data) offsets are the negated shift
+    n = _coord_spec(pool=4, dstride=4)
+    n.crop = caffe.coord_map.crop(n.deconv, n.data)
+    layer = [l for l in n.to_proto().layer if l.type == "Crop"][0]
+    assert list(layer.crop_param.offset) == [1] and layer.crop_param.axis == 2
+
+
+def _lenet(L, P, named: bool):
+    data, label = L.DummyData(shape=[dict(dim=[4, 1, 28, 28]), dict(dim=[4, 1, 1, 1])],
+                              transform_param=dict(scale=1. / 255), ntop=2)
+    n = caffe.NetSpec()
+    if named:
+        n.data, n.label = data, label
+    conv1 = L.Convolution(data, kernel_size=5, num_output=20, weight_filler=dict(type="xavier"))
+    pool1 = L.Pooling(conv1, kernel_size=2, stride=2, pool=P.Pooling.MAX)
+    conv2 = L.Convolution(pool1, kernel_size=5, num_output=50, weight_filler=dict(type="xavier"))
+    pool2 = L.Pooling(conv2, kernel_size=2, stride=2, pool=P.Pooling.MAX)
+    ip1 = L.InnerProduct(pool2, num_output=500, weight_filler=dict(type="xavier"))
+    relu1 = L.ReLU(ip1, in_place=True)
+    ip2 = L.InnerProduct(relu1, num_output=10, weight_filler=dict(type="xavier"))
+    loss = L.SoftmaxWithLoss(ip2, label)
+    if not named:
+        return loss.to_proto()
+    n.conv1, n.pool1, n.conv2, n.pool2, n.ip1, n.relu1, n.ip2, n.loss = \
+        conv1, pool1, conv2, pool2, ip1, relu1, ip2, loss
+    return n.to_proto()
+
+
+def test_net_spec_lenet_and_zero_tops(tmp_path):
+    L, P = caffe.layers, caffe.params
+    for named in (True, False):
+        proto = _lenet(L, P, named)
+        assert isinstance(proto, caffe.proto.caffe_pb2.NetParameter)
+        assert proto.layer[6].type == "ReLU" and list(proto.layer[6].bottom) == list(proto.layer[6].top)
+        path = tmp_path / f"lenet{named}.prototxt"
+        path.write_text(str(proto))
+        net = caffe.Net(str(path), caffe.TEST)
+        assert len(net.layers) == 9 and net.forward()["loss" if named else net.outputs[0]].shape == ()
+    n = caffe.NetSpec()
+    n.data, n.data2 = L.DummyData(shape=dict(dim=3), ntop=2)
+    n.silence_data = L.Silence(n.data, ntop=0)
+    n.silence_data2 = L.Silence(n.data2, ntop=0)
+    path = tmp_path / "silent.prototxt"
+    path.write_text(str(n.to_proto()))
+    assert caffe.Net(str(path), caffe.TEST).forward() == {}
+    with pytest.raises(caffe.net_spec.SpecError, match="bottom 0 is not a Top"):
+        L.Silence(L.DummyData(ntop=2), ntop=0)
