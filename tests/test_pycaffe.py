@@ -1125,3 +1125,14 @@ def test_net_spec_lenet_and_zero_tops(tmp_path):
     assert caffe.Net(str(path), caffe.TEST).forward() == {}
     with pytest.raises(caffe.net_spec.SpecError, match="bottom 0 is not a Top"):
         L.Silence(L.DummyData(ntop=2), ntop=0)
+
+
+def test_layer_type_list_and_the_rest_of_the_namespace():
+    types = caffe.layer_type_list()
+    assert types == sorted(types) and {"Python", "Convolution", "DummyData", "Crop"} <= set(types)
+    assert (caffe.TRAIN, caffe.TEST) == (caffe.proto.caffe_pb2.TRAIN, caffe.proto.caffe_pb2.TEST) == (0, 1)
+    for name in ("Net", "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver",
+                 "AdaDeltaSolver", "AdamSolver", "get_solver", "Layer", "set_mode_cpu",
+                 "set_mode_gpu", "set_device", "set_random_seed", "io", "NetSpec", "layers",
+                 "params", "to_proto"):
+        assert hasattr(caffe, name), name
