@@ -308,3 +308,11 @@ def test_stage_trains_fcn_googlenet_from_the_classifier(classifier, tmp_path_fac
     np.testing.assert_array_equal(final["upscore"][0][range(21), range(21)],
                                   np.broadcast_to(final["upscore"][0][0, 0], (21, 63, 63)))  # fixed
     assert "train.prototxt" in {p.name for p in run.iterdir()}
+    # verify scores the user's run (widths detected from conv1/7x7_s2), beside the paper's figure
+    from reproduce.evaluation.verify import verify
+
+    report = verify(voc_dir=data.voc_dir, runs_dir=runs, weights_dir=runs / "no-weights",
+                    stages=("fcn-googlenet",), sources=("trained",), progress=False)
+    (row,) = report.rows
+    assert row.status == "MEASURED" and row.result["mean_iu"] is not None
+    assert "paper: CVPR 2015 Table 1 FCN-GoogLeNet 42.5 mean IU" in row.reason
