@@ -148,7 +148,10 @@ def _random_weights(net: Net, seed: int = 0) -> dict:
 def test_module_is_the_net_of_the_emitted_prototxt(tmp_path):
     from reproduce.models import FCN
 
+    import reproduce
+
     module = FCN.from_model("fcn-googlenet", widths="tiny")
+    assert type(module) is reproduce.FCNGoogLeNet
     assert isinstance(module, torch.nn.Module) and module.num_classes == 21
     keys = set(module.state_dict())
     assert {"conv1/7x7_s2.weight", "inception_4c/5x5_reduce.bias", "score_fr.weight",
