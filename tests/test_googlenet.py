@@ -319,3 +319,18 @@ def test_stage_trains_fcn_googlenet_from_the_classifier(classifier, tmp_path_fac
     (row,) = report.rows
     assert row.status == "MEASURED" and row.result["mean_iu"] is not None
     assert "paper: CVPR 2015 Table 1 FCN-GoogLeNet 42.5 mean IU" in row.reason
+
+
+def test_a_classifier_sharing_no_layer_with_the_net_is_one_clear_error(classifier, tmp_path):
+    from reproduce.data import make_synthetic_dataset
+    from reproduce.solver import SGDSolver
+    from reproduce.training.stages import StageError, StageOptions, initialize, write_prototxts
+
+    path, _ = classifier   # GoogLeNet's layers, handed to FCN-AlexNet
+    data = make_synthetic_dataset(tmp_path / "data", 1, 1, seed=7)
+    opts = StageOptions(model="fcn-alexnet", init=path, sbd_dir=data.sbdd_dir, voc_dir=data.voc_dir,
+                        runs=tmp_path / "runs", widths="tiny", device="cpu", progress=False)
+    solver = SGDSolver(write_prototxts(opts)["solver.prototxt"], device="cpu")
+    with pytest.raises(StageError, match=r"cannot initialize fcn-alexnet from .*bvlc_googlenet_tiny"
+                                         r".*none of its layers \(conv1/7x7_s2, .*ILSVRC classifier of this net"):
+        initialize(solver, opts, log=lambda line: None)
