@@ -97,6 +97,21 @@ def test_auxiliary_classifiers_average_pooling_and_classifier_are_dropped(zoo):
     assert (loss.normalize, loss.ignore_label) == (False, 255)
 
 
+def test_param_groups_and_widths():
+    from reproduce.models import param_groups, param_specs
+
+    groups = param_groups("fcn-googlenet")
+    assert len(groups) == 3 + 9 * 6 + 2   # the stem's three convolutions, six per module, score_fr, upscore
+    assert {tuple(v) for k, v in groups.items() if k != "upscore"} == {((1.0, 1.0), (2.0, 0.0))}
+    assert groups["upscore"] == [(0.0, 1.0)]
+    tiny = net_param("fcn-googlenet", "deploy", widths="tiny", input_shape=SHAPE)
+    assert param_specs(tiny) == Net(tiny).param_specs
+    outputs = {layer.name: layer.convolution_param.num_output for layer in tiny.layer
+               if layer.type == "Convolution"}
+    assert (outputs["conv1/7x7_s2"], outputs["inception_5b/1x1"], outputs["inception_4a/5x5_reduce"],
+            outputs["score_fr"]) == (4, 16, 2, 21)
+
+
 def test_a_64_kernel_upsampling_could_not_be_cropped_into_place():
     from reproduce.net.coord_map import CoordMapError, fill_crop_offsets
     from reproduce.models import net_spec
