@@ -9,7 +9,7 @@ FCN-VGG16 134M / 404 / 32, FCN-GoogLeNet 6M / 907 / 32.
 FCN-GoogLeNet's figures: 5,995,077 learned parameters (the trunk up to ``inception_5b/output``
 and ``score_fr``; the auxiliary classifiers are gone), stride 32 — and its ``score_fr`` sees
 715 pixels, not 907. The 907 is the receptive field of GoogLeNet's ``pool5/7x7_s1``, the final
-7×7/1 average pooling (and so of ``loss3/classifier``) of the classifier as the model zoo has
+7×7/1 average pooling that feeds ``loss3/classifier`` in the classifier as the model zoo has
 it: 715 + (7 − 1)·32 = 907. The paper's column counts the classifier's own output, although
 Sec. 4.1 discards that pooling from the FCN; ``receptive_field_of(googlenet_classifier_net(),
 "pool5/7x7_s1")`` computes it from ``reproduce.models.ilsvrc``'s description.
@@ -17,8 +17,8 @@ Sec. 4.1 discards that pooling from the FCN; ``receptive_field_of(googlenet_clas
 ``learnable_parameters(name)`` counts the parameter blobs of the release net's deploy
 definition whose ``lr_mult`` is not 0 (Caffe's test for a learned blob; the final
 Deconvolutions have ``lr_mult: 0``), built on PyTorch's ``meta`` device so no memory is
-allocated. ``receptive_field(name, blob)`` walks back from ``blob`` through each layer's first
-bottom to the input and composes kernels and strides as Caffe's geometry defines them
+allocated. ``receptive_field(name, blob)`` walks back from ``blob`` through each layer's
+bottoms to the input and composes kernels and strides as Caffe's geometry defines them
 (``k_eff = (kernel - 1)·dilation + 1``): ``rf += (k_eff - 1)·stride_so_far``; padding moves the
 field, it does not widen it. Where a layer has several bottoms (an inception module's Concat)
 the walk follows every one and keeps the widest field (its 5×5 branch); the bottoms must agree

@@ -1,4 +1,4 @@
-"""The five PASCAL VOC nets of the reference release, each described once, and their solvers.
+"""The five PASCAL VOC nets of the reference release and the paper's FCN-GoogLeNet, each described once, and their solvers.
 
 ``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``, ``fcn-alexnet`` (release folders
 ``voc-<name>``), with the splits:
@@ -25,9 +25,9 @@ release solver (``voc-fcn32s/solver.prototxt``: base_lr 1e-10, lr_policy fixed, 
 weight_decay 0.0005, iter_size 1, max_iter 100000, snapshot 4000, test_iter 736), since that
 is the release's recipe for a 32-stride net started from an ILSVRC classifier with that
 loss; it starts from ``bvlc_googlenet.caffemodel`` by the reference surgery (the auxiliary and
-final classifiers dropped). The paper's own recipe for it (normalized per-image loss, minibatch
-20, lr 5e-5, momentum 0.9; Sec. 4.1 "Optimization") is not this one, so its 42.5 is context
-for a run of this solver, not a target.
+final classifiers dropped). The paper's own recipe for it (minibatch 20, fixed lr 5e-5,
+momentum 0.9; Sec. 4.1 "Optimization") is not this one, so its 42.5 is context for a run of
+this solver, not a target.
 
 Its ``upscore`` is 63×63 (stride 32), as FCN-AlexNet's, not FCN-32s's 64×64: GoogLeNet's 7×7/2
 first convolution and four 3×3/2 poolings put the coarse cells' centres at a half-pixel
