@@ -22,6 +22,7 @@ _EXPORTS = {
     "FCN8s": "reproduce.models",
     "FCN8sAtOnce": "reproduce.models",
     "FCNAlexNet": "reproduce.models",
+    "FCNGoogLeNet": "reproduce.models",
     "read_net": "reproduce.caffe",
     "read_solver": "reproduce.caffe",
     "load_weights": "reproduce.weights.convert",
