@@ -18,7 +18,7 @@ modules are rows of ``GOOGLENET_INCEPTION``. ``googlenet_features`` is the trunk
 final loss layer, and improve performance by discarding the final average pooling layer":
 the auxiliary classifiers (``loss1/*``, ``loss2/*``) and ``pool5/7x7_s1`` are left out, the
 first convolution pads by 100 like the other FCNs, and the classifier's dropout is kept (Sec.
-4.1, "dropout was included where used in the original classifier nets": ``pool5/drop_7x7_s1``,
+4.3, "Dropout was included where used in the original classifier nets": ``pool5/drop_7x7_s1``,
 ratio 0.4, under its model-zoo name, now in place on ``inception_5b/output`` since the pooling
 it followed is gone); ``score_fr`` then replaces ``loss3/classifier`` (``heads``).
 ``googlenet_classifier`` is the whole model-zoo net (auxiliary classifiers, average pooling,
