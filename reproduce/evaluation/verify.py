@@ -27,7 +27,7 @@ Tolerances (mean IU, percentage points, measured − published):
   flagged too: it usually means validation images leaked into training (seg11valid is the
   part of VOC2011 val that does not intersect SBD train for exactly this reason).
 
-The CVPR 2015 Table 3 figures (59.4 / 62.4 / 62.7 for 32s/16s/8s; original, non-"heavy"
+The CVPR 2015 Table 2 figures (59.4 / 62.4 / 62.7 for 32s/16s/8s; original, non-"heavy"
 training) are shown for context and never judged.
 
 FCN-GoogLeNet (``fcn-googlenet``, CVPR 2015 Table 1) was never released: its official row is
@@ -248,7 +248,7 @@ def expectation(stage: str, source: str, published: Mapping[str, dict] | None, u
     from reproduce.weights.manifest import entry_for_net
 
     e = entry_for_net(stage)
-    paper = e.paper_table3 if e and use_release else None
+    paper = e.paper_table2 if e and use_release else None
     default_below, default_above = (official_tol, official_tol) if source == "official" else (below, above)
     if published is not None:
         spec = published.get(stage)
@@ -535,7 +535,7 @@ def _num(value, fmt: str = "{:.1f}") -> str:
 
 def format_table(report: Report) -> str:
     """The table (one row per stage and source) and, below it, what each SKIPPED row needs."""
-    header = ("stage", "source", "published", "paper T3", "overall acc", "mean acc", "mean IU", "fwavacc",
+    header = ("stage", "source", "published", "paper T2", "overall acc", "mean acc", "mean IU", "fwavacc",
               "loss", "delta", "status")
     lines_rows = []
     for row in report.rows:
@@ -556,7 +556,7 @@ def format_table(report: Report) -> str:
            "  ".join("-" * w for w in widths)]
     out += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths)).rstrip() for r in lines_rows]
     out.append(f"split: {report.split} in {report.voc_dir}; metrics in percent; delta = measured − "
-               f"published mean IU; paper T3 = CVPR 2015 Table 3 (context, not judged)")
+               f"published mean IU; paper T2 = CVPR 2015 Table 2 (context, not judged)")
     for row in report.rows:
         if row.note not in ("", "release", "final"):
             out.append(f"* {row.stage} {row.source}: {row.note} ({row.weights})")
