@@ -37,14 +37,14 @@ from reproduce.caffe.schema import Message
 from .coord_map import BlobGraph, CoordMapError
 from .rarefy import RarefyError, check_factor
 
-__all__ = ["ShiftAndStitchError", "shift_and_stitch", "output_stride"]
+__all__ = ["ShiftAndStitchError", "shift_and_stitch", "output_stride", "net_parameter"]
 
 
 class ShiftAndStitchError(ValueError):
     """A net, factor or input that shift-and-stitch cannot take."""
 
 
-def _net_param(net) -> Message:
+def net_parameter(net) -> Message:
     """The NetParameter of a ``reproduce.Net`` (its kept layers, in order)."""
     param = Message("NetParameter", name=net.name)
     param.layer = [layer.layer_param for layer in net.layer_dict.values()]
@@ -54,7 +54,7 @@ def _net_param(net) -> Message:
 def output_stride(net) -> tuple[int, int]:
     """The (h, w) stride, in input pixels, of every output of ``net`` (a ``reproduce.Net``)
     with respect to every input — one pair for all, or ``ShiftAndStitchError``."""
-    graph = BlobGraph(_net_param(net))
+    graph = BlobGraph(net_parameter(net))
     strides: dict[tuple[str, str], tuple[Fraction, ...]] = {}
     for output in net.outputs:
         for name in net.inputs:
