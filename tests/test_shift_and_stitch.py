@@ -284,6 +284,8 @@ def test_shift_and_stitch_refuses_bad_factors_and_inputs():
         shift_and_stitch(net, 3, data=data)
     with pytest.raises(ShiftAndStitchError, match=r"factor must be a positive integer"):
         shift_and_stitch(net, -1, data=data)
+    with pytest.raises(ShiftAndStitchError, match=r"takes inputs \['data'\], got \['image'\]"):
+        shift_and_stitch(net, 2, image=data)
     with pytest.raises(ShiftAndStitchError, match=r"N×C×H×W"):
         shift_and_stitch(net, 2, data=data[0])
     with pytest.raises(ShiftAndStitchError, match=r"refused the input shifted by 3 rows and 0 columns"):

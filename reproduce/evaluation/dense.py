@@ -73,8 +73,12 @@ class DenseScorer:
                    "the model — use its 32s net" if len(deconvs) > 1 else ""))
         self.coarse_blob = upsampled.bottom[0]
         self.reference = score_layer.bottom[1]
-        coarse = Net(coarse_net(param, self.coarse_blob), phase=net.phase)
+        with torch.device("meta"):   # no memory, no filling: every blob is the net's own
+            coarse = Net(coarse_net(param, self.coarse_blob), phase=net.phase)
         coarse.share_with(net)
+        left = [name for name, blobs in coarse.params.items() if any(b.is_meta for b in blobs)]
+        if left:
+            raise DenseError(f"--dense: the coarse net's layers {left} have no weights in net {net.name!r}")
         coarse.keep_blobs = False
         self.coarse = coarse
         self.stride = output_stride(coarse)

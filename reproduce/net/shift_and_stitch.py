@@ -95,6 +95,9 @@ def shift_and_stitch(net, factor: int, /, **inputs: Any) -> dict[str, torch.Tens
         raise ShiftAndStitchError(f"factor {factor} does not divide the output stride "
                                   f"{stride[0]}×{stride[1]} of net {net.name!r}")
     step = (stride[0] // factor, stride[1] // factor)
+    if set(inputs) != set(net.inputs):
+        raise ShiftAndStitchError(f"net {net.name!r} takes inputs {net.inputs}, got "
+                                  f"{sorted(inputs)}")
     tensors = {}
     for name, value in inputs.items():
         tensor = value if isinstance(value, torch.Tensor) else torch.as_tensor(value)
