@@ -7,8 +7,6 @@ of that grid at the positions the coordinate map gives.
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch

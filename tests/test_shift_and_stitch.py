@@ -26,7 +26,7 @@ from reproduce.net.shift_and_stitch import ShiftAndStitchError, output_stride, s
 TOL: dict = {}   # assert_close's defaults for float32: rtol 1.3e-6, atol 1e-5
 
 
-def _net(text: str) -> "Message":
+def _net(text: str):
     return parse(text)
 
 
@@ -164,7 +164,7 @@ def test_tiny_fcn_coarse_net_rarefied_at_pool5():
     param = coarse_net(net_param("fcn32s", "deploy", num_classes=5, widths="tiny"), "score_fr")
     assert [l.name for l in param.layer][-1] == "score_fr"
     data = torch.randn(1, 3, 468, 468, generator=torch.Generator().manual_seed(3))
-    _check_equivalence(param, [("pool5", 2)], data, "score_fr", min_interior=2)
+    _check_equivalence(param, [("pool5", 2)], data, "score_fr", min_interior=4)
 
 
 def test_constant_band_stays_exact_with_dilated_pooling():
@@ -226,8 +226,6 @@ def test_rarefied_net_keeps_parameter_shapes_and_its_coordinate_map():
 
 
 def test_writers_refuse_dilated_pooling_for_caffe():
-    from reproduce.caffe import write_caffemodel
-
     rarefied = rarefy(_net(_small()), "pool1", 2)
     for write in (emit, encode):
         with pytest.raises(NotCaffeError, match=r"layer 'pool2' \(Pooling\): pooling_param.dilation "
