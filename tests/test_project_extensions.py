@@ -1,7 +1,7 @@
 """The project's extension fields of the Caffe schema: read, never written for Caffe.
 
-``PoolingParameter.dilation`` (field 50000, ``reproduce.caffe.proto_tables``) is ours — the
-dilated pooling of a rarefied net (CVPR 2015 Sec. 3.2). It parses (text and binary), and the
+``PoolingParameter.dilation`` and ``rarefaction`` (fields 50000, 50001,
+``reproduce.caffe.proto_tables``) are ours — the poolings of a rarefied net (CVPR 2015 Sec. 3.2). It parses (text and binary), and the
 prototxt and caffemodel writers refuse a message that sets it, naming the layer.
 """
 from __future__ import annotations
@@ -21,7 +21,7 @@ layer { name: "pool" type: "Pooling" bottom: "conv" top: "pool" pooling_param { 
 def test_extension_fields_lie_outside_caffes_numbers():
     extensions = [(m.name, f.name, f.number) for m in MESSAGES.values() for f in m.fields.values()
                   if f.extension]
-    assert extensions == [("PoolingParameter", "dilation", 50000)]
+    assert extensions == [("PoolingParameter", "dilation", 50000), ("PoolingParameter", "rarefaction", 50001)]
     assert max(f.number for m in MESSAGES.values() for f in m.fields.values() if not f.extension) < 50000
 
 

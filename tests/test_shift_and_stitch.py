@@ -1,12 +1,13 @@
 """Shift-and-stitch is filter rarefaction (CVPR 2015 Sec. 3.2), as tests.
 
 On small nets and on a tiny FCN-32s (the golden widths, its coarse net up to ``score_fr``):
-``shift_and_stitch`` equals the ``rarefy``-ed net wherever both are defined — the dense
-positions whose receptive field lies inside the (shifted) input, where no padding before the
-rarefied layer and no overhanging ceil-mode window enters — and both equal the coarse net at
-the stride-aligned positions (no shift), there everywhere. Nets compute in float32 (Caffe's
-blobs are float), so results are compared with ``torch.testing.assert_close``'s float32
-tolerance (the two sum the same products in another order).
+the ``rarefy``-ed net equals the coarse net at the stride-aligned positions, everywhere, and
+has every position ``shift_and_stitch`` has; the two are equal wherever both are defined and
+no top/left padding enters (the shifted input moves the top edge against the padding; the
+tests take the positions whose receptive field does not reach above or left of the shifted
+input). Nets compute in float32 (Caffe's blobs are float), so results are compared with
+``torch.testing.assert_close``'s float32 tolerance (the two sum the same products in another
+order).
 """
 from __future__ import annotations
 
@@ -81,17 +82,15 @@ def _receptive(param, output: str, input_: str = "data") -> tuple[int, Fraction]
     return field, m.shift[0]
 
 
-def _interior(param, output, size, factor, stride, out_len, top=True) -> np.ndarray:
-    """Dense positions (one axis) whose receptive field lies inside the shifted input
-    (``top=False``: that does not pass its bottom/right end, padding above allowed)."""
+def _top_left_clear(param, output, factor, stride, out_len) -> np.ndarray:
+    """Dense positions (one axis) whose receptive field does not reach above (left of) the
+    shifted input: no top/left padding enters them. (The bottom/right edge is the same for
+    every shift, and enters both computations alike.)"""
     field, centre = _receptive(param, output)
-    step = stride // factor
     ok = np.zeros(out_len, dtype=bool)
     for m in range(out_len):
-        k, i = divmod(m, factor)
-        lo = stride * k + centre - Fraction(field - 1, 2)
-        hi = stride * k + centre + Fraction(field - 1, 2)
-        ok[m] = (lo >= 0 or not top) and hi <= size - i * step - 1
+        k = m // factor
+        ok[m] = stride * k + centre - Fraction(field - 1, 2) >= 0
     return ok
 
 
@@ -112,26 +111,17 @@ def _check_equivalence(param, layers_and_factors, data, output, min_interior=4):
     # stride-aligned positions: both are the coarse net, everywhere
     torch.testing.assert_close(dense[:, :, ::total, ::total], base[:, :, :dense.shape[2] // total,
                                                                      :dense.shape[3] // total], **TOL)
-    # the rarefied net at the aligned positions: the coarse net wherever no ceil-mode window
-    # overhanging the bottom/right enters (with FLOOR rounding: everywhere)
-    aligned = rare[:, :, ::total, ::total]
-    kh, kw = min(aligned.shape[2], base.shape[2]), min(aligned.shape[3], base.shape[3])
-    floor = all(l.pooling_param.round_mode == "FLOOR" for l in param.layer if l.type == "Pooling")
-    if floor:
-        assert aligned.shape[2:] == base.shape[2:]
-    rows_ok = _interior(param, output, data.shape[2], 1, stride[0], kh, top=False) | floor
-    cols_ok = _interior(param, output, data.shape[3], 1, stride[1], kw, top=False) | floor
-    assert rows_ok[0] and cols_ok[0]   # the top/left border (padding and all) is included
-    aligned_mask = torch.from_numpy(rows_ok[:, None] & cols_ok[None, :])
-    torch.testing.assert_close(aligned[:, :, :kh, :kw][..., aligned_mask],
-                               base[:, :, :kh, :kw][..., aligned_mask], **TOL)
-    # where both are defined and no border enters: shift-and-stitch is the rarefied net
-    rows, cols = min(dense.shape[2], rare.shape[2]), min(dense.shape[3], rare.shape[3])
-    inside_r = _interior(param, output, data.shape[2], total, stride[0], rows)
-    inside_c = _interior(param, output, data.shape[3], total, stride[1], cols)
+    # the rarefied net at the aligned positions: the coarse net, everywhere (borders, padding,
+    # overhanging ceil-mode windows and all), and every position shift-and-stitch has
+    torch.testing.assert_close(rare[:, :, ::total, ::total], base, **TOL)
+    assert rare.shape[2] >= dense.shape[2] and rare.shape[3] >= dense.shape[3]
+    # wherever no top/left padding enters: shift-and-stitch is the rarefied net
+    rows, cols = dense.shape[2:]
+    inside_r = _top_left_clear(param, output, total, stride[0], rows)
+    inside_c = _top_left_clear(param, output, total, stride[1], cols)
     assert inside_r.sum() >= min_interior and inside_c.sum() >= min_interior
     mask = torch.from_numpy(inside_r[:, None] & inside_c[None, :])
-    a, b = dense[:, :, :rows, :cols][..., mask], rare[:, :, :rows, :cols][..., mask]
+    a, b = dense[..., mask], rare[:, :, :rows, :cols][..., mask]
     torch.testing.assert_close(a, b, **TOL)
     # every shift contributes: the interior holds positions of all factor² phases
     phases = {(r % total, c % total) for r in np.flatnonzero(inside_r) for c in np.flatnonzero(inside_c)}
@@ -214,9 +204,10 @@ def test_rarefied_net_keeps_parameter_shapes_and_its_coordinate_map():
     rarefied_param = rarefy(param, "pool1", 2)
     pool2 = next(l for l in rarefied_param.layer if l.name == "pool2").pooling_param
     conv2 = next(l for l in rarefied_param.layer if l.name == "conv2").convolution_param
-    assert (pool2.dilation, pool2.pad, pool2.stride) == (2, 2, 2)
+    pool1 = next(l for l in rarefied_param.layer if l.name == "pool1").pooling_param
+    assert (pool2.dilation, pool2.pad, pool2.stride, pool2.has("rarefaction")) == (2, 2, 2, False)
     assert (list(conv2.dilation), list(conv2.pad)) == ([2], [2])
-    assert next(l for l in rarefied_param.layer if l.name == "pool1").pooling_param.stride == 1
+    assert (pool1.stride, pool1.rarefaction, pool1.has("dilation")) == (1, 2, False)
     assert param.layer[3].pooling_param.stride == 2        # the original is not touched
     coarse, rarefied = _build(param), _build(rarefied_param)
     assert {k: v.shape for k, v in coarse.state_dict().items()} == \
@@ -226,13 +217,14 @@ def test_rarefied_net_keeps_parameter_shapes_and_its_coordinate_map():
 
 
 def test_writers_refuse_dilated_pooling_for_caffe():
-    rarefied = rarefy(_net(_small()), "pool1", 2)
-    for write in (emit, encode):
-        with pytest.raises(NotCaffeError, match=r"layer 'pool2' \(Pooling\): pooling_param.dilation "
-                                                r"is this project's extension"):
-            write(rarefied)
-    # rarefying the last pooling dilates only a convolution: that net is Caffe's and is written
-    conv_only = rarefy(_net(_small()), "pool2", 2)
+    floor = _small(round_mode="FLOOR")
+    for param, message in ((rarefy(_net(floor), "pool1", 2), r"layer 'pool2' \(Pooling\): pooling_param.dilation"),
+                           (rarefy(_net(_small()), "pool1", 2), r"layer 'pool1' \(Pooling\): pooling_param.rarefaction")):
+        for write in (emit, encode):
+            with pytest.raises(NotCaffeError, match=message + r" is this project's extension"):
+                write(param)
+    # rarefying the last (floor-mode) pooling dilates only a convolution: Caffe's, and written
+    conv_only = rarefy(_net(floor), "pool2", 2)
     assert parse(emit(conv_only)) == conv_only
 
 
@@ -241,7 +233,7 @@ def test_write_caffemodel_refuses_and_leaves_no_file(tmp_path):
 
     rarefied = rarefy(_net(_small()), "pool1", 2)
     weights = {"conv1": [np.zeros((4, 3, 3, 3), np.float32), np.zeros(4, np.float32)]}
-    with pytest.raises(NotCaffeError, match="'pool2'"):
+    with pytest.raises(NotCaffeError, match=r"layer 'pool1' \(Pooling\): pooling_param.rarefaction .*\(and 1 more\)"):
         write_caffemodel(tmp_path / "r.caffemodel", weights, rarefied)
     assert list(tmp_path.iterdir()) == []
 
@@ -325,3 +317,35 @@ def test_dilated_pooling_is_the_coarse_pooling_of_each_sublattice(method):
         for c in range(3):
             (part,) = coarse(x[:, :, r::3, c::3])
             torch.testing.assert_close(dense[:, :, r::3, c::3], part, **TOL)
+
+
+@pytest.mark.parametrize("method", ["MAX", "AVE"])
+@pytest.mark.parametrize("size", [(17, 18), (18, 17)])
+def test_strided_dilated_pooling_has_every_coarse_output(method, size):
+    """A pooling after a layer rarefied by 2 keeps its stride 2 and is dilated by 2: output
+    2·o + j is the coarse pooling's output o on the sub-grid x[0::2] without its first j
+    elements, for every o that coarse pooling has (its last, overhanging ceil-mode window
+    too) — and there are no other outputs."""
+    from reproduce.net.layers import layer_class
+
+    def pooling(dilation, pad, shape):
+        text = (f'name: "p" type: "Pooling" bottom: "x" top: "y" pooling_param {{ pool: {method} '
+                f'kernel_size: 2 stride: 2 pad: {pad}' + (f' dilation: {dilation}' if dilation > 1 else '') + ' }')
+        return layer_class("Pooling", "p")(parse(text, "LayerParameter"), [shape])
+
+    x = torch.randn(1, 2, *size, generator=torch.Generator().manual_seed(8))
+    (dense,) = pooling(2, 0, tuple(x.shape))(x)   # no pad: the sub-grids' top edges agree
+    sub = x[:, :, 0::2, 0::2]
+    expected_shape = []
+    for axis in (2, 3):
+        counts = [pooling(1, 0, (1, 2, sub.shape[2] - j, sub.shape[3]))
+                  .top_shapes([(1, 2, sub.shape[2] - j, sub.shape[3] - j)])[0][axis] for j in (0, 1)]
+        expected_shape.append(max(2 * (c - 1) + j + 1 for j, c in enumerate(counts)))
+    assert tuple(dense.shape[2:]) == tuple(expected_shape)
+    for i in (0, 1):
+        for j in (0, 1):
+            part = sub[:, :, i:, j:]
+            (coarse,) = pooling(1, 0, tuple(part.shape))(part)
+            got = dense[:, :, i::2, j::2]
+            torch.testing.assert_close(got, coarse[:, :, :got.shape[2], :got.shape[3]], **TOL)
+            assert got.shape[2:] == coarse.shape[2:]

@@ -255,7 +255,7 @@ def refuse_project_extensions(message: Message, writing: str) -> None:
     more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
     raise NotCaffeError(
         f"{owner}: {where} is this project's extension, not a field of Caffe's schema "
-        f"(reproduce.rarefy sets it: dilated pooling, CVPR 2015 Sec. 3.2){more}; Caffe would "
+        f"(reproduce.rarefy sets it on rarefied poolings, CVPR 2015 Sec. 3.2){more}; Caffe would "
         f"refuse it in a prototxt and silently drop it from a caffemodel, so {writing} is "
         f"not written — run this net with reproduce.Net, or write the net it was made from")
 

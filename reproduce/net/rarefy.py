@@ -14,29 +14,34 @@ parameter keeps its shape (a ``Net`` built from the result takes the original ne
 state_dict):
 
 * ``layer`` (a Convolution or Pooling) has its stride divided by ``factor``; nothing before
-  it changes;
+  it changes; a ceil-mode Pooling also records ``pooling_param.rarefaction: factor`` (the
+  project's schema extension), so that Caffe's ceil rounding keeps applying at its coarse
+  stride and the last, overhanging window of every shift survives;
 * every Convolution and Pooling after it (that reads, directly or not, what ``layer``
   produces) has its dilation and its padding multiplied by ``factor`` — Caffe's dilation is
   exactly the rarefied filter ``f'`` above, and the padding scales with the grid so that each
-  dense output stands for a coarse one; their strides stay as they are;
+  dense output stands for a coarse one; their strides stay as they are (a dilated pooling,
+  the project's extension ``pooling_param.dilation``, has exactly the outputs of the coarse
+  poolings of its interleaved sub-grids: ``reproduce.net.layers.pooling``);
 * a Crop after it has its offsets multiplied by ``factor`` (both of its bottoms are on the
   dense grid; the coordinate map of the result, ``reproduce.net.coord_map``, agrees);
-* point-wise layers (ReLU, Dropout, Eltwise, channel Concat, Softmax over channels, …) are
-  unchanged.
+* point-wise layers (ReLU, Dropout, Eltwise, channel Concat, Softmax over channels,
+  BatchNorm with stored statistics, …) are unchanged.
 
 Semantics: with ``S`` the total stride of an output of the original net, the rarefied output
 is ``factor``× denser, and its element ``[factor·k + i, factor·l + j]`` is the original
 output ``[k, l]`` for the input with its first ``i·S/factor`` rows and ``j·S/factor`` columns
-removed — ``reproduce.shift_and_stitch(net, factor)``. Keeping the later strides is what
-makes this exact: a later stride ``s`` on the dense grid is a stride ``s`` on each of the
-interleaved coarse grids. With ``factor`` equal to ``S`` (rarefying every strided layer in
-turn, ``rarefy(rarefy(p, "pool1", 2), "pool2", 2)``) the shifts are the paper's single
-pixels. The two agree wherever no padding before or at ``layer`` and no ceil-mode pooling
-window that overhangs its input enters a value: the shifted input moves the image border
-against those, the rarefied net does not (the tests compare where the receptive field lies
-inside the image); at positions ``[factor·k, factor·l]`` (no shift) the rarefied net equals
-the original wherever no overhanging ceil-mode window enters (with FLOOR rounding: everywhere,
-padding and all).
+removed — ``reproduce.shift_and_stitch(net, factor)`` — for every ``k, l`` that shift has.
+Keeping the later strides is what makes this exact: a later stride ``s`` on the dense grid is
+a stride ``s`` on each of the interleaved coarse grids. With ``factor`` equal to ``S``
+(rarefying every strided layer in turn, ``rarefy(rarefy(p, "pool1", 2), "pool2", 2)``) the
+shifts are the paper's single pixels. At the stride-aligned positions ``[factor·k,
+factor·l]`` (no shift) the rarefied net is the original everywhere, borders included. At the
+other positions the two agree wherever no top/left padding enters: removing the first rows
+of the input moves the image's top edge, and with it every padding up to the last strided
+layer, against the grid; the rarefied net sees the rows that shift-and-stitch cut off
+(``tests/test_shift_and_stitch.py`` compares every position whose receptive field does not
+reach above or left of the shifted input). The bottom/right edge is the same for every shift.
 
 Refused, each with one error naming the layer: a factor that does not divide the stride, a
 layer that is not a strided Convolution or Pooling, and after it a Deconvolution (an
@@ -44,9 +49,10 @@ upsampling of a grid that rarefaction already made denser: a transposed convolut
 every input position for every output, so the interleaved shifts would mix — rarefy the
 coarse net before the upsampling, ``coarse_net(p, "score_fr")``), a global pooling, a layer that
 mixes positions otherwise (InnerProduct, MVN, within-channel LRN, losses…), or a layer that
-reads both a rarefied and an unrarefied blob. Poolings dilated here carry
-``pooling_param.dilation``, the project's schema extension: ``reproduce.Net`` runs them, the
-prototxt and caffemodel writers refuse them (Caffe cannot).
+reads both a rarefied and an unrarefied blob. The pooling extensions are beyond Caffe's
+schema: ``reproduce.Net`` runs them, the prototxt and caffemodel writers refuse them, naming
+the layer (a rarefied convolution or floor-mode pooling followed by convolutions only needs
+neither, and writes).
 """
 from __future__ import annotations
 
@@ -122,6 +128,8 @@ def _divide_stride(layer: Message, factor: int) -> None:
             p.stride_h, p.stride_w = sh // factor, sw // factor
         else:
             p.stride = sh // factor
+        if p.round_mode == "CEIL" and factor > 1:   # Caffe's ceil rounding at the coarse stride
+            p.rarefaction = int(p.rarefaction) * factor
         return
     p = layer.mutable("convolution_param")
     if p.has("stride_h") or p.has("stride_w"):

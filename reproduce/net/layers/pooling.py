@@ -14,14 +14,24 @@ Caffe-specific behaviour reproduced here, all from ``pooling_layer.cpp``:
 
 A second top (MAX only) is Caffe's argmax mask: the index ``h·W + w`` within each plane, as float.
 
-Beyond Caffe: ``pooling_param.dilation`` (the project's schema extension, field 50000; see
-``reproduce.caffe.proto_tables``), which ``reproduce.rarefy`` sets on the poolings after a
-rarefied layer (CVPR 2015 Sec. 3.2). A window of kernel ``k`` and dilation ``d`` reads
-every ``d``-th element over an extent ``d·(k - 1) + 1``, which replaces ``k`` in the size rule
-above (the drop rule is unchanged); MAX takes the taps inside the image; AVE sums them and
-divides by the taps before ``in + pad`` — with ``d = 1`` exactly Caffe's divisor, and for a
-rarefied net exactly the divisor of the coarse pooling each dense output stands for. Caffe
-cannot read this field, so the writers refuse a net that sets it.
+Beyond Caffe, two fields of the project's schema (``reproduce.caffe.proto_tables``), which
+``reproduce.rarefy`` sets (CVPR 2015 Sec. 3.2) and Caffe cannot read (the writers refuse
+them):
+
+* ``dilation`` ``d`` (on the poolings after a rarefied layer): a window of kernel ``k`` reads
+  every ``d``-th element over an extent ``d·(k - 1) + 1``; MAX takes the taps inside the
+  image, AVE sums them and divides by the taps before ``in + pad`` (with ``d = 1`` exactly
+  Caffe's divisor);
+* ``rarefaction`` ``f`` (on a rarefied ceil-mode pooling): its stride ``s`` stands for a
+  coarse stride ``s·f``.
+
+A pooling with either is read as the coarse pooling (kernel ``k``, pad ``pad/d``, stride
+``s·f``) of the ``d`` interleaved sub-grids ``x[c::d]`` of its input, and it has exactly the
+outputs those coarse poolings have under Caffe's size rule (ceil or floor, and the drop
+rule): output ``m`` exists when the coarse window it is — starting at ``⌊(m·s − pad)/d⌋`` on
+sub-grid ``c = (m·s − pad) mod d``, of length ``⌈(in − c)/d⌉`` — would. That is what makes a
+rarefied net produce every coarse output of every shift (shift-and-stitch), including the
+last, overhanging ceil-mode windows; with ``d = f = 1`` it is the rule above.
 """
 from __future__ import annotations
 
@@ -43,6 +53,23 @@ def pooled_size(size: int, kernel: int, stride: int, pad: int, round_mode: str =
     if pad and (out - 1) * stride >= size + pad:
         out -= 1
     return out
+
+
+def interleaved_pooled_size(size: int, kernel: int, stride: int, pad: int, round_mode: str,
+                            dilation: int, rarefaction: int) -> int:
+    """The output size of a dilated or rarefied pooling along one axis: the outputs of the
+    coarse poolings of its interleaved sub-grids (see the module docstring)."""
+    coarse_pad, coarse_stride = pad // dilation, stride * rarefaction
+    slack = coarse_stride - 1 if round_mode == "CEIL" else 0
+    out = 0
+    while True:
+        start = out * stride - pad
+        grid = start % dilation
+        first = (start - grid) // dilation                    # on sub-grid `grid`, coarse units
+        length = -(-(size - grid) // dilation)                # elements of that sub-grid
+        if first > length + coarse_pad - kernel + slack or (coarse_pad and first >= length):
+            return out
+        out += 1
 
 
 def ave_divisors(size: int, out: int, kernel: int, stride: int, pad: int,
@@ -98,11 +125,14 @@ class Pooling(CaffeLayer):
             if self.pad[0] >= extent[0] or self.pad[1] >= extent[1]:
                 raise self.error(f"pad {self.pad} must be smaller than the dilated kernel's "
                                  f"extent {extent}")
-        self.dilation = int(p.dilation)
-        if self.dilation <= 0:
-            raise self.error("dilation must be positive")
-        if self.global_pooling and self.dilation != 1:
-            raise self.error("with global_pooling: true dilation must be 1")
+        self.dilation, self.rarefaction = int(p.dilation), int(p.rarefaction)
+        if self.dilation <= 0 or self.rarefaction <= 0:
+            raise self.error("dilation and rarefaction must be positive")
+        if self.global_pooling and (self.dilation != 1 or self.rarefaction != 1):
+            raise self.error("with global_pooling: true dilation and rarefaction must be 1")
+        if self.pad[0] % self.dilation or self.pad[1] % self.dilation:
+            raise self.error(f"pad {self.pad} must be a multiple of the dilation {self.dilation} "
+                             f"(a dilated pooling pools sub-grids with pad / dilation)")
         self.round_mode = p.round_mode
         if len(bottom_shapes[0]) != 4:
             raise self.error(f"input must have 4 axes (num, channels, height, width), "
@@ -118,8 +148,13 @@ class Pooling(CaffeLayer):
 
     def _geometry(self, height: int, width: int):
         kernel = (height, width) if self.global_pooling else self.kernel
-        out = tuple(pooled_size(size, k, s, p, self.round_mode, self.dilation)
-                    for size, k, s, p in zip((height, width), kernel, self.stride, self.pad))
+        if self.dilation == 1 and self.rarefaction == 1:
+            out = tuple(pooled_size(size, k, s, p, self.round_mode)
+                        for size, k, s, p in zip((height, width), kernel, self.stride, self.pad))
+        else:
+            out = tuple(interleaved_pooled_size(size, k, s, p, self.round_mode, self.dilation,
+                                                self.rarefaction)
+                        for size, k, s, p in zip((height, width), kernel, self.stride, self.pad))
         if min(out) <= 0:
             raise self.error(f"input {height}x{width} is too small for kernel {kernel}")
         return kernel, out
@@ -206,4 +241,5 @@ class Pooling(CaffeLayer):
         kernel = "global" if self.global_pooling else self.kernel
         return (f"{super().extra_repr()}, {self.method}, kernel={kernel}, stride={self.stride}, "
                 f"pad={self.pad}, round_mode={self.round_mode}"
-                + (f", dilation={self.dilation}" if self.dilation != 1 else ""))
+                + (f", dilation={self.dilation}" if self.dilation != 1 else "")
+                + (f", rarefaction={self.rarefaction}" if self.rarefaction != 1 else ""))
