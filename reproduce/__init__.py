@@ -27,6 +27,8 @@ _EXPORTS = {
     "read_solver": "reproduce.caffe",
     "load_weights": "reproduce.weights.convert",
     "save_weights": "reproduce.weights.convert",
+    "shift_and_stitch": "reproduce.net.shift_and_stitch",
+    "rarefy": "reproduce.net.rarefy",
 }
 
 __all__ = sorted(_EXPORTS)
