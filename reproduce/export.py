@@ -35,6 +35,7 @@ import keyword
 import logging
 import os
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping, Sequence
@@ -254,7 +255,8 @@ def to_exported_program(net: Net | DeployGraph, *,
     if not graph.shapes_valid(shapes):
         raise ExportError(f"net {graph.net.name!r} does not accept the input shapes {shapes}")
     dims = _torch_dims(axes)
-    with torch.no_grad():
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
         try:
             # size-oblivious: a symbolic size is not assumed to differ from 1 (a stride or
             # contiguity question would otherwise become a guard failing at size 1)
