@@ -321,3 +321,25 @@ def test_export_refuses_what_it_cannot_serve(tmp_path):
     with pytest.raises(export.ExportError, match="opset 11"):
         export.to_onnx(randomize(Net(parse(ZOO, "NetParameter"))), tmp_path / "x.onnx",
                        opset=11)
+
+
+@pytest.mark.slow
+def test_full_width_fcn8s_writes_and_reloads_at_the_size_of_its_weights(tmp_path):
+    """The released FCN-8s's shape (134M parameters): both files hold the weights once —
+    nothing traced at the example's size is baked in — and reload to the same scores."""
+    from reproduce.models import FCN8s
+
+    model = FCN8s()
+    with torch.no_grad():  # score layers start at zero; make the scores mean something
+        generator = torch.Generator().manual_seed(5)
+        for name in ("score_fr", "score_pool4", "score_pool3"):
+            for blob in model.params[name]:
+                blob.copy_(torch.randn(blob.shape, generator=generator) * 0.01)
+    weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
+    assert weight_bytes > 5e8
+    program, onnx_path = export_both(model, tmp_path)
+    for path in (tmp_path / "net.pt2", onnx_path):
+        on_disk = sum(f.stat().st_size for f in tmp_path.glob(path.name + "*"))
+        assert weight_bytes <= on_disk <= 1.02 * weight_bytes + 2**20, (path.name, on_disk)
+    data = np.random.default_rng(6).normal(0, 50, (1, 3, 36, 52))
+    assert_runtimes_agree(model, program, onnx_path, {"data": data}, "full-width fcn8s")
