@@ -143,7 +143,8 @@ class Pooling(CaffeLayer):
         that a tracer records Caffe's arithmetic for every H×W (``reproduce.net.plain``).
 
         Global pooling is a max (the first one in row-major order) or mean over the plane.
-        Otherwise the plane is padded by
+        MAX without pad and with windows at least as long as the stride (FCN's pools) is
+        torch's ceil mode, which is Caffe's rule exactly there. Otherwise the plane is padded by
         ``pad`` on the top/left and ``pad + stride - 1`` on the bottom/right — with -inf for
         MAX (padding never wins: Caffe clips MAX windows to the image), with 0 for AVE — and
         pooled in floor mode, which yields exactly Caffe's ``ceil((in + 2·pad - k)/stride) + 1``
@@ -171,6 +172,12 @@ class Pooling(CaffeLayer):
             if p > 0 and k < p + s:
                 windows = (size + 2 * p - k + s - 1) // s + 1
                 cut[axis] = torch.sym_min(windows, (size + p + s - 1) // s)
+        if (self.method == "MAX" and tops == 1 and (ph, pw) == (0, 0)
+                and kernel[0] >= sh and kernel[1] >= sw):
+            # FCN's pools: with no pad and windows at least as long as the stride, torch's
+            # (and ONNX's) ceil mode is Caffe's rule exactly — its "last window must start
+            # inside" check can never fire — and saves the padded copy
+            return (F.max_pool2d(x, kernel, (sh, sw), ceil_mode=True),)
         if self.method == "MAX":
             padded = F.pad(x, (pw, extra[1], ph, extra[0]), value=float("-inf"))
             if tops == 1:
