@@ -27,6 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+    parser.add_argument("--tile", type=int, help="segment images larger than TILE px (a multiple of 32) in "
+                                                 "overlapping tiles; without it, an image whose forward "
+                                                 "would not fit in memory is refused with the estimate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +42,7 @@ def run(args: argparse.Namespace) -> int:
     net = _build(args)
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
-                               progress=not args.quiet, mean=mean, score_blob=score_blob)
+                               progress=not args.quiet, mean=mean, score_blob=score_blob, tile=args.tile)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:

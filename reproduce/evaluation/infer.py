@@ -135,9 +135,12 @@ class InferResult:
 
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
-                 score_blob: str = "score") -> list[InferResult]:
+                 score_blob: str = "score", tile: int | None = None) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
-    mean the net's data layer subtracted in training, ``score_blob`` the head to label by."""
+    mean the net's data layer subtracted in training, ``score_blob`` the head to label by.
+    An image whose forward would not fit in memory is refused with the estimate, or with
+    ``tile`` segmented in overlapping tiles (``reproduce.evaluation.memory.segment``)."""
+    from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
 
     out_dir = Path(out_dir)
@@ -161,7 +164,7 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
             raise
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
-        seg = predict(net, preprocess(image, mean), score_blob)
+        seg = segment(net, preprocess(image, mean), predict, score_blob, tile=tile, what=str(path))
         label_png = out_dir / f"{path.stem}.png"
         save_palette_png(label_png, seg.astype(np.uint8))
         overlay_path = None
