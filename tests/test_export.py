@@ -343,3 +343,27 @@ def test_full_width_fcn8s_writes_and_reloads_at_the_size_of_its_weights(tmp_path
         assert weight_bytes <= on_disk <= 1.02 * weight_bytes + 2**20, (path.name, on_disk)
     data = np.random.default_rng(6).normal(0, 50, (1, 3, 36, 52))
     assert_runtimes_agree(model, program, onnx_path, {"data": data}, "full-width fcn8s")
+
+
+def test_a_layer_that_cannot_be_traced_is_named(monkeypatch, tmp_path):
+    """A Python layer's port whose forward branches on values is refused, naming it."""
+    from reproduce.caffe.text import parse
+    from reproduce.net import CaffeLayer, python_layers
+
+    monkeypatch.setattr(python_layers, "_PORTED_LAYERS", {})
+
+    @python_layers.register_python_layer("my_layers", "Branchy")
+    class Branchy(CaffeLayer):
+        def top_shapes(self, bottom_shapes):
+            return [tuple(bottom_shapes[0])]
+
+        def forward(self, x):
+            return (x if float(x.sum()) > 0 else -x,)
+
+    text = ('layer { name: "input" type: "Input" top: "data" '
+            'input_param { shape { dim: 1 dim: 2 dim: 5 dim: 7 } } }\n'
+            'layer { name: "branchy" type: "Python" bottom: "data" top: "out" '
+            'python_param { module: "my_layers" layer: "Branchy" } }\n')
+    net = Net(parse(text, "NetParameter"))
+    with pytest.raises(export.ExportError, match=r"in layer 'branchy' \(Python\)"):
+        export.to_exported_program(net)
