@@ -9,6 +9,8 @@ registry knows (its loss and accuracy layers left out of the deploy graph, its s
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -367,3 +369,23 @@ def test_a_layer_that_cannot_be_traced_is_named(monkeypatch, tmp_path):
     net = Net(parse(text, "NetParameter"))
     with pytest.raises(export.ExportError, match=r"in layer 'branchy' \(Python\)"):
         export.to_exported_program(net)
+
+
+@pytest.mark.golden
+def test_torchscript_onnx_export_as_a_new_user_tries_it_is_exact_too(golden, tmp_path):
+    """``torch.onnx.export(FCN8s(), x, dynamic_axes=…)`` (the TorchScript exporter) straight on
+    the module: the layers notice the export and take the plain formulation."""
+    from reproduce.models import FCN8s
+
+    folder = golden / "voc-fcn8s"
+    model = FCN8s(widths="tiny", weights=folder / "weights.caffemodel")
+    axes = {0: "batch", 2: "height", 3: "width"}
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation notice
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (torch.zeros(1, 3, 64, 80),), str(tmp_path / "ts.onnx"),
+                          dynamo=False, input_names=["data"], output_names=["score"],
+                          dynamic_axes={"data": axes, "score": axes}, opset_version=17)
+    for size in GOLDEN_SIZES:
+        reference = np.load(folder / f"forward_{size}.npz")
+        got = run_onnx(tmp_path / "ts.onnx", {"data": reference["blob/data"]})["score"]
+        assert relative_error(got, reference["blob/score"]) <= TOLERANCE, size
