@@ -59,15 +59,18 @@ def test_tiles_cover_the_image_once_and_align():
 
 
 @pytest.mark.golden
-@pytest.mark.parametrize("name", ["voc-fcn8s", "voc-fcn-alexnet"])
-def test_tiled_scores_are_the_whole_images(golden, name):
+@pytest.mark.parametrize("name,height,width", [("voc-fcn8s", 70, 900), ("voc-fcn-alexnet", 900, 70)])
+def test_tiled_scores_are_the_whole_images(golden, name, height, width):
+    """Long enough that the middle tiles' windows end inside the image on both sides."""
     folder = golden / name
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
-    image = np.random.default_rng(0).normal(0, 50, (3, 290, 700)).astype(np.float32)
+    image = np.random.default_rng(0).normal(0, 50, (3, height, width)).astype(np.float32)
+    windows = list(memory.tiles(height, width, 192))
+    assert any(0 < w.start and w.stop < n for t in windows for w, n in zip(t.window, (height, width)))
     with torch.no_grad():
         whole = net.forward(data=image[None])["score"][0].numpy()
         tiled = np.full_like(whole, np.nan)
-        for t in memory.tiles(290, 700, 128):
+        for t in windows:
             part = np.ascontiguousarray(image[:, t.window[0], t.window[1]])
             tiled[(slice(None), *t.core)] = net.forward(data=part[None])["score"][0].numpy()[
                 (slice(None), *t.inner)]
@@ -80,7 +83,7 @@ def tiny_weights(golden):
 
 
 def test_infer_refuses_in_one_line_or_tiles(tiny_weights, tmp_path, capsys, monkeypatch):
-    rgb = np.random.default_rng(1).integers(0, 256, (200, 330, 3), dtype=np.uint8)
+    rgb = np.random.default_rng(1).integers(0, 256, (120, 200, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "photo.png")
     args = ["infer", "--net", "fcn8s", "--weights", str(tiny_weights), str(tmp_path / "photo.png"),
             "--no-overlay", "--quiet"]
@@ -90,16 +93,16 @@ def test_infer_refuses_in_one_line_or_tiles(tiny_weights, tmp_path, capsys, monk
     capsys.readouterr()
     assert main([*args, "-o", str(tmp_path / "refused")]) == 2
     err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "photo.png: a 330×200 forward needs about" in err
+    assert err.count("\n") == 1 and "photo.png: a 200×120 forward needs about" in err
     assert "--tile" in err and not (tmp_path / "refused" / "photo.png").exists()
-    assert main([*args, "--tile", "64", "-o", str(tmp_path / "tiled")]) == 2
+    assert main([*args, "--tile", "96", "-o", str(tmp_path / "tiled")]) == 2
     assert "pass a smaller --tile" in capsys.readouterr().err
-    # a 64-px tile's window: the tile and 256 px each side, clipped to the 200×330 photo
+    # a 96-px tile's window: the tile and 256 px each side, clipped to the 200×120 photo
     need = memory.forward_bytes(Net(tiny_weights.parent / "deploy.prototxt"),
-                                {"data": (1, 3, 200, 330)})
+                                {"data": (1, 3, 120, 200)})
     assert need > 2**20
     monkeypatch.setenv("REPRODUCE_MEMORY_LIMIT", str(math.ceil(need * 1.01)))
-    assert main([*args, "--tile", "64", "-o", str(tmp_path / "tiled")]) == 0
+    assert main([*args, "--tile", "96", "-o", str(tmp_path / "tiled")]) == 0
     tiled = np.array(Image.open(tmp_path / "tiled" / "photo.png"))
     assert (tiled == whole).mean() > 0.999  # argmax of equal scores (ties aside)
     assert main([*args, "--tile", "50", "-o", str(tmp_path / "bad")]) == 2
