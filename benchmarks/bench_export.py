@@ -22,6 +22,10 @@ Method
   own Caffe importer, its default backend).
 * Threads: 2 everywhere (``torch.set_num_threads``, onnxruntime ``intra_op_num_threads`` with
   one inter-op thread, ``cv2.setNumThreads``).
+* ``paired``: our forward, the ``.pt2`` program and onnxruntime loaded in one process and run
+  one pass each in turn (``--repeat`` turns after a warm-up turn); the median over turns of
+  each one's time over ours. A shared machine's load drifts over minutes; passes seconds
+  apart see nearly the same load, so these ratios are the steadier ones.
 * Each runtime's score against ``reproduce``'s: max |Δscore| / max |score|.
 
     python benchmarks/bench_export.py [--repeat 3] [--rounds 1] [--runtimes reproduce,pt2,onnxruntime,opencv_caffe]
@@ -30,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -43,7 +48,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 THREADS = 2
-RUNTIMES = ("reproduce", "pt2", "onnxruntime", "opencv_caffe")
+RUNTIMES = ("reproduce", "pt2", "onnxruntime", "opencv_caffe", "paired")
 TARGETS = {"onnxruntime_vs_reproduce": 1.25, "onnxruntime_vs_opencv_caffe": 1.0}
 
 
@@ -90,6 +95,8 @@ def measure(runtime: str, repeat: int, scratch: Path) -> dict:
     torch.set_num_threads(THREADS)
     keep_freed_memory()
     x = image()
+    if runtime == "paired":
+        return paired(repeat, scratch)
     if runtime == "reproduce":
         from bench_forward import build
 
@@ -144,6 +151,41 @@ def measure(runtime: str, repeat: int, scratch: Path) -> dict:
             "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
 
 
+def paired(repeat: int, scratch: Path) -> dict:
+    """Our forward, the .pt2 program and onnxruntime in one process, one pass of each in
+    turn: the ratios of passes run seconds apart, which a drifting shared machine disturbs
+    least."""
+    import statistics
+
+    import torch
+    import onnxruntime as ort
+
+    from bench_forward import build
+
+    net = build("deploy")
+    net.keep_blobs = False
+    module = torch.export.load(scratch / "fcn8s.pt2").module()
+    options = ort.SessionOptions()
+    options.intra_op_num_threads, options.inter_op_num_threads = THREADS, 1
+    session = ort.InferenceSession(str(scratch / "fcn8s.onnx"), options,
+                                   providers=["CPUExecutionProvider"])
+    x = image()
+    runs = {"reproduce": lambda: net.forward(data=x), "pt2": lambda: module(data=x),
+            "onnxruntime": lambda: session.run(None, {"data": x.numpy()})}
+    times: dict[str, list[float]] = {name: [] for name in runs}
+    with torch.no_grad():
+        for i in range(repeat + 1):
+            for name, run in runs.items():
+                start = time.perf_counter()
+                run()
+                if i:
+                    times[name].append(time.perf_counter() - start)
+    ratios = {f"{name}_vs_reproduce": statistics.median(
+        t / r for t, r in zip(times[name], times["reproduce"])) for name in ("pt2", "onnxruntime")}
+    return {"runtime": "paired", "times_s": times, "median_ratios": ratios,
+            "peak_rss_gb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20}
+
+
 def child(args_list: list[str]) -> dict:
     out = subprocess.run([sys.executable, __file__, *args_list], capture_output=True, text=True)
     if out.returncode:
@@ -184,6 +226,15 @@ def main() -> int:
             for runtime in runtimes:
                 runs[runtime].append(child(["--child", runtime, str(scratch),
                                             "--repeat", str(args.repeat)]))
+        pairs = runs.pop("paired", [])
+        runtimes = [r for r in runtimes if r != "paired"]
+        paired_ratios = {}
+        if pairs:
+            for key in pairs[0]["median_ratios"]:
+                values = [p["median_ratios"][key] for p in pairs]
+                paired_ratios[key] = statistics.median(values)
+            print(f"paired (one process, passes in turn): median ratios {paired_ratios}; "
+                  f"times {[p['times_s'] for p in pairs]}", file=sys.stderr, flush=True)
         import numpy as np
 
         results = {}
@@ -210,8 +261,9 @@ def main() -> int:
     if "opencv_caffe" in results and "onnxruntime" in results:
         ratios["onnxruntime_vs_opencv_caffe"] = (results["onnxruntime"]["best_s"]
                                                  / results["opencv_caffe"]["best_s"])
-    summary = {"host": host, "export": exported, "results": results, "ratios_best": ratios,
-               "targets": TARGETS}
+    summary = {"host": host, "load_average_end": os.getloadavg()[0], "export": exported,
+               "results": results, "ratios_best": ratios, "paired_median_ratios": paired_ratios,
+               "paired_runs": pairs, "targets": TARGETS}
     print(json.dumps(summary, indent=1) if args.json else
           "\n".join(f"| {r} | {v['best_s']:.2f} | {v['median_s']:.2f} | {v['peak_rss_gb']:.2f} | "
                     f"{v.get('score_rel_deviation', float('nan')):.1e} |" for r, v in results.items())
