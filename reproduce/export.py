@@ -261,10 +261,20 @@ def to_exported_program(net: Net | DeployGraph, *,
             # size-oblivious: a symbolic size is not assumed to differ from 1 (a stride or
             # contiguity question would otherwise become a guard failing at size 1)
             with torch.fx.experimental._config.patch(backed_size_oblivious=True):
-                return torch.export.export(graph, (), examples, dynamic_shapes=dims if any(
+                program = torch.export.export(graph, (), examples, dynamic_shapes=dims if any(
                     dims.values()) else None, strict=False)
         except Exception as err:  # torch's message is long; name the net and what failed
             raise ExportError(_export_failure(graph, err)) from err
+    # the program keeps its example inputs (a .pt2 stores them): the smallest valid ones,
+    # not megabytes of zeros at the example's size
+    smallest = {}
+    for name, example in examples.items():
+        shape = list(example.shape)
+        for axis, info in axes[graph.inputs[graph.arguments.index(name)]].items():
+            shape[axis] = info.minimum
+        smallest[name] = example.new_zeros(shape)
+    program.example_inputs = ((), smallest)
+    return program
 
 
 def _export_failure(graph: DeployGraph, err: Exception) -> str:
@@ -285,7 +295,9 @@ def _export_failure(graph: DeployGraph, err: Exception) -> str:
 def save_exported_program(program: "torch.export.ExportedProgram", path: str | os.PathLike) -> Path:
     """Write ``program`` as a ``.pt2`` archive (``torch.export.load`` reads it back)."""
     path = Path(path)
-    torch.export.save(program, path)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
+        torch.export.save(program, path)
     return path
 
 

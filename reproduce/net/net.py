@@ -99,6 +99,9 @@ class Net(nn.Module):
     inference on CPU — and NCHW otherwise; ``use_channels_last(True)`` makes every pass NHWC
     (weights too), ``use_channels_last(False)`` every pass NCHW. ``use_constant_band(False)``
     convolves the constant band that large input padding creates instead of filling it in.
+    While ``torch.compile``, ``torch.export`` or ``reproduce.export`` trace it, every layer runs
+    its plain formulation instead (``reproduce.net.plain``): standard operators, NCHW, sizes
+    symbolic — the same blobs to float32 summation order, at every input size.
     """
 
     def __init__(self, net: str | os.PathLike | Message,
