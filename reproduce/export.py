@@ -255,7 +255,9 @@ def to_exported_program(net: Net | DeployGraph, *,
     if not graph.shapes_valid(shapes):
         raise ExportError(f"net {graph.net.name!r} does not accept the input shapes {shapes}")
     dims = _torch_dims(axes)
-    with torch.no_grad(), warnings.catch_warnings():
+    # sympy's "cannot be solved" while torch simplifies a floor-division bound is logged as a
+    # warning with a traceback; it only means the bound stays unsimplified
+    with torch.no_grad(), warnings.catch_warnings(), _quiet("torch.fx.experimental.symbolic_shapes"):
         warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
         try:
             # size-oblivious: a symbolic size is not assumed to differ from 1 (a stride or
@@ -275,6 +277,18 @@ def to_exported_program(net: Net | DeployGraph, *,
         smallest[name] = example.new_zeros(shape)
     program.example_inputs = ((), smallest)
     return program
+
+
+@contextlib.contextmanager
+def _quiet(name: str):
+    """Logger ``name`` at ERROR while the block runs."""
+    logger = logging.getLogger(name)
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        yield
+    finally:
+        logger.setLevel(level)
 
 
 def _export_failure(graph: DeployGraph, err: Exception) -> str:
@@ -333,7 +347,9 @@ def to_onnx(net: Net | DeployGraph, path: str | os.PathLike, *, opset: int = DEF
     path = Path(path)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)  # "torchvision is not installed"
     try:
-        with contextlib.redirect_stdout(io.StringIO()):  # the exporter's progress lines
+        with contextlib.redirect_stdout(io.StringIO()), warnings.catch_warnings(), \
+                _quiet("torch.fx.experimental.symbolic_shapes"):  # progress lines, notices
+            warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
             onnx_program = torch.onnx.export(program, f=None, input_names=list(graph.inputs),
                                              output_names=list(graph.outputs),
                                              opset_version=opset, dynamo=True, verbose=False)

@@ -155,6 +155,10 @@ class Pooling(CaffeLayer):
         of a mask that is one on the plane widened by ``pad`` on every side and zero on the
         ceil-mode overhang: Caffe's divisor, the window clipped to ``in + pad``.
         """
+        if getattr(self, "dilation", 1) != 1 or getattr(self, "rarefaction", 1) != 1:
+            # the project's shift-and-stitch extension: its sizes are not formulated here
+            raise self.error("a dilated or rarefied pooling has no plain (traceable) "
+                             "formulation; export or compile the coarse net")
         tops = len(self.layer_param.top)
         if self.global_pooling:
             if self.method == "AVE":
