@@ -389,3 +389,22 @@ def test_torchscript_onnx_export_as_a_new_user_tries_it_is_exact_too(golden, tmp
         reference = np.load(folder / f"forward_{size}.npz")
         got = run_onnx(tmp_path / "ts.onnx", {"data": reference["blob/data"]})["score"]
         assert relative_error(got, reference["blob/score"]) <= TOLERANCE, size
+
+
+@pytest.mark.golden
+def test_torch_export_straight_on_the_module_is_exact_at_other_sizes(golden):
+    """``torch.export.export(FCN8s(), …, dynamic_shapes=…)`` as a user writes it: the layers
+    notice the tracer, so the program is not frozen at the example's size."""
+    from torch.export import Dim
+
+    from reproduce.models import FCN8s
+
+    folder = golden / "voc-fcn8s"
+    model = FCN8s(widths="tiny", weights=folder / "weights.caffemodel")
+    dynamic = {0: Dim.DYNAMIC, 2: Dim.DYNAMIC, 3: Dim.DYNAMIC}
+    program = torch.export.export(model, (torch.zeros(2, 3, 64, 80),), dynamic_shapes=(dynamic,))
+    for size in GOLDEN_SIZES:
+        reference = np.load(folder / f"forward_{size}.npz")
+        with torch.no_grad():
+            got = program.module()(torch.from_numpy(reference["blob/data"])).numpy()
+        assert relative_error(got, reference["blob/score"]) <= TOLERANCE, size
