@@ -40,7 +40,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,export]"
 	@touch $@
 
 install: $(STAMP) ## create .venv with pinned CPU torch and the package (TORCH_SPEC, TORCH_INDEX to override)

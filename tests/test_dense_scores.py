@@ -105,3 +105,10 @@ def test_nets_with_skips_are_refused():
     with pytest.raises(DenseError, match=r"2 Deconvolution\(s\) \(upscore2, upscore16\); "
                                          r"its skips are fused after upsampling"):
         DenseScorer(net, 2)
+
+
+def test_dense_and_tile_together_are_refused(tmp_path):
+    from reproduce.evaluation.infer import infer_images
+
+    with pytest.raises(ValueError, match="--dense and --tile cannot be combined"):
+        infer_images(None, [], tmp_path, dense=2, tile=512, progress=False)

@@ -33,6 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score by shift-and-stitch of the coarse net by F (a divisor of its "
                              "stride, 32; F² passes) instead of the net's upsampling "
                              "(CVPR 2015 Sec. 3.2; FCN-32s and FCN-AlexNet)")
+    parser.add_argument("--tile", type=int, help="segment images larger than TILE px (a multiple of 32) in "
+                                                 "overlapping tiles; without it, an image whose forward "
+                                                 "would not fit in memory is refused with the estimate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
                                progress=not args.quiet, mean=mean, score_blob=score_blob,
-                               dense=args.dense)
+                               dense=args.dense, tile=args.tile)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:

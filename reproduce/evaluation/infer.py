@@ -140,13 +140,20 @@ class InferResult:
 
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
-                 score_blob: str = "score", dense: int | None = None) -> list[InferResult]:
+                 score_blob: str = "score", dense: int | None = None,
+                 tile: int | None = None) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
     mean the net's data layer subtracted in training, ``score_blob`` the head to label by,
-    ``dense`` a shift-and-stitch factor (None: the net's own upsampling)."""
+    ``dense`` a shift-and-stitch factor (None: the net's own upsampling). An image whose
+    forward would not fit in memory is refused with the estimate, or with ``tile`` segmented
+    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``)."""
+    from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
 
     scorer = None
+    if dense is not None and tile is not None:
+        raise ValueError("--dense and --tile cannot be combined: shift-and-stitch scores are not "
+                         "assembled from tiles (drop one)")
     if dense is not None:
         from reproduce.evaluation.dense import DenseScorer
 
@@ -173,7 +180,8 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
             raise
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
-        seg = predict(net, preprocess(image, mean), score_blob, scorer)
+        seg = segment(net, preprocess(image, mean), lambda n, a, b: predict(n, a, b, scorer),
+                      score_blob, tile=tile, what=str(path))
         label_png = out_dir / f"{path.stem}.png"
         save_palette_png(label_png, seg.astype(np.uint8))
         overlay_path = None

@@ -41,6 +41,7 @@ import torch
 import torch.nn.functional as F
 
 from ..constant_band import pool_band
+from ..plain import plain
 from .base import CaffeLayer
 from .registry import register
 
@@ -165,6 +166,8 @@ class Pooling(CaffeLayer):
         return [(n, c, oh, ow)] * len(self.layer_param.top)
 
     def forward(self, x):
+        if plain():
+            return self._forward_plain(x)
         if self.dilation != 1:
             return self._forward_dilated(x)
         height, width = x.shape[2:]
@@ -196,6 +199,78 @@ class Pooling(CaffeLayer):
         row, col = index // padded_width - ph, index % padded_width - pw
         return top, (row * width + col).to(x.dtype)
 
+    def _forward_plain(self, x):
+        """The same windows from standard operators whose sizes follow from ``x``'s alone, so
+        that a tracer records Caffe's arithmetic for every H×W (``reproduce.net.plain``).
+
+        Global pooling is a max (the first one in row-major order) or mean over the plane.
+        MAX without pad and with windows at least as long as the stride (FCN's pools) is
+        torch's ceil mode, which is Caffe's rule exactly there. Otherwise the plane is padded by
+        ``pad`` on the top/left and ``pad + stride - 1`` on the bottom/right — with -inf for
+        MAX (padding never wins: Caffe clips MAX windows to the image), with 0 for AVE — and
+        pooled in floor mode, which yields exactly Caffe's ``ceil((in + 2·pad - k)/stride) + 1``
+        windows. Caffe then drops a last window that starts inside the bottom/right padding;
+        that can only happen when ``pad > 0`` and ``kernel < pad + stride``, and only then is
+        the result cut to Caffe's count, ``min(that, ceil((in + pad)/stride))`` — a symbolic
+        ``min``, not a Python decision. AVE divides the zero-padded window sums by the sums
+        of a mask that is one on the plane widened by ``pad`` on every side and zero on the
+        ceil-mode overhang: Caffe's divisor, the window clipped to ``in + pad``.
+        """
+        if getattr(self, "dilation", 1) != 1 or getattr(self, "rarefaction", 1) != 1:
+            # the project's shift-and-stitch extension: its sizes are not formulated here
+            raise self.error("a dilated or rarefied pooling has no plain (traceable) "
+                             "formulation; export or compile the coarse net")
+        tops = len(self.layer_param.top)
+        if self.global_pooling:
+            if self.method == "AVE":
+                return (x.mean(dim=(2, 3), keepdim=True),)
+            top, index = x.flatten(2).max(dim=2, keepdim=True)  # the first maximum, row-major
+            top = top.unsqueeze(3)
+            return (top,) if tops == 1 else (top, index.unsqueeze(3).to(x.dtype))
+        height, width = x.shape[2], x.shape[3]
+        kernel = self.kernel
+        (ph, pw), (sh, sw) = self.pad, self.stride
+        extra = (ph + sh - 1, pw + sw - 1)
+        cut = [None, None]
+        for axis, (size, k, p, s) in enumerate(zip((height, width), kernel, self.pad,
+                                                   self.stride)):
+            if p > 0 and k < p + s:
+                windows = (size + 2 * p - k + s - 1) // s + 1
+                cut[axis] = torch.sym_min(windows, (size + p + s - 1) // s)
+        if (self.method == "MAX" and tops == 1 and (ph, pw) == (0, 0)
+                and kernel[0] >= sh and kernel[1] >= sw):
+            # FCN's pools: with no pad and windows at least as long as the stride, torch's
+            # (and ONNX's) ceil mode is Caffe's rule exactly — its "last window must start
+            # inside" check can never fire — and saves the padded copy
+            return (F.max_pool2d(x, kernel, (sh, sw), ceil_mode=True),)
+        if self.method == "MAX":
+            padded = F.pad(x, (pw, extra[1], ph, extra[0]), value=float("-inf"))
+            if tops == 1:
+                return (self._cut(F.max_pool2d(padded, kernel, (sh, sw)), cut),)
+            top, index = F.max_pool2d(padded, kernel, (sh, sw), return_indices=True)
+            top, index = self._cut(top, cut), self._cut(index, cut)
+            # the widths as tensors: index arithmetic stays tensor arithmetic when they are
+            # symbolic (what the ONNX translation needs)
+            padded_width, plane_width = (index.new_full((), w) for w in (padded.shape[3], width))
+            row = torch.div(index, padded_width, rounding_mode="floor")
+            col = index - row * padded_width
+            return top, ((row - ph) * plane_width + col - pw).to(x.dtype)
+        channels = x.shape[1]
+        ones = x.new_ones((channels, 1, *kernel))
+        sums = F.conv2d(F.pad(x, (pw, extra[1], ph, extra[0])), ones, stride=(sh, sw),
+                        groups=channels)
+        mask = F.pad(F.pad(x.new_ones((1, 1, height, width)), (pw, pw, ph, ph), value=1.0),
+                     (0, sw - 1, 0, sh - 1))
+        divisor = F.conv2d(mask, ones[:1], stride=(sh, sw))
+        return (self._cut(sums / divisor, cut),)
+
+    @staticmethod
+    def _cut(top, cut):
+        if cut[0] is not None:
+            top = top[:, :, :cut[0]]
+        if cut[1] is not None:
+            top = top[:, :, :, :cut[1]]
+        return top
     def _forward_dilated(self, x):
         """Pooling with ``dilation`` > 1 (the project's extension, see the module docstring)."""
         height, width = x.shape[2:]
