@@ -16,6 +16,7 @@ SBD_DIR  ?= $(DATA_DIR)/sbdd/dataset
 VOC_DIR  ?= $(DATA_DIR)/pascal/VOC2011
 VGG16    ?= weights/VGG_ILSVRC_16_layers.caffemodel
 ALEXNET  ?= weights/bvlc_alexnet.caffemodel
+GOOGLENET ?= weights/bvlc_googlenet.caffemodel
 DEVICE   ?= auto
 RUNS     ?= runs
 MAX_ITER ?=
@@ -27,7 +28,7 @@ STAGE = $(PY) -m reproduce stage --data-dir "$(DATA_DIR)" --sbd-dir "$(SBD_DIR)"
         --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) $(STAGE_FLAGS)
 
 .PHONY: help install test prototxt benchmark weights verify infer demo \
-        stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet \
+        stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet stage-googlenet \
         stage-nyud-color stage-nyud-hha stage-nyud-color-d stage-nyud-color-hha \
         stage-siftflow-32s stage-siftflow-16s stage-siftflow-8s \
         stage-pascalcontext-32s stage-pascalcontext-16s stage-pascalcontext-8s
@@ -39,7 +40,7 @@ $(STAMP): pyproject.toml Makefile
 	$(PYTHON_SYS) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet $(TORCH_INDEX) "$(TORCH_SPEC)"
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -e ".[test,export]"
 	@touch $@
 
 install: $(STAMP) ## create .venv with pinned CPU torch and the package (TORCH_SPEC, TORCH_INDEX to override)
@@ -77,6 +78,9 @@ stage-8s-atonce: $(STAMP) ## FCN-8s at-once (scaled skips, 300k iterations) from
 
 stage-alexnet: $(STAMP) ## FCN-AlexNet (normalized loss, iter_size 20) from the AlexNet caffemodel
 	$(STAGE) fcn-alexnet --init "$(ALEXNET)"
+
+stage-googlenet: $(STAMP) ## FCN-GoogLeNet (CVPR 2015 Table 1; never released) from the GoogLeNet caffemodel
+	$(STAGE) fcn-googlenet --init "$(GOOGLENET)"
 
 # The other datasets' nets (data under DATA_DIR, as `make data DATASETS=…` lays it out).
 stage-nyud-color: $(STAMP) ## NYUDv2 FCN-32s on color from VGG16 (DATA_DIR, VGG16, DEVICE, MAX_ITER, RUNS)

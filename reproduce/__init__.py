@@ -22,10 +22,13 @@ _EXPORTS = {
     "FCN8s": "reproduce.models",
     "FCN8sAtOnce": "reproduce.models",
     "FCNAlexNet": "reproduce.models",
+    "FCNGoogLeNet": "reproduce.models",
     "read_net": "reproduce.caffe",
     "read_solver": "reproduce.caffe",
     "load_weights": "reproduce.weights.convert",
     "save_weights": "reproduce.weights.convert",
+    "shift_and_stitch": "reproduce.net.shift_and_stitch",
+    "rarefy": "reproduce.net.rarefy",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -21,6 +21,7 @@ COMMANDS = {
     "stage": ("reproduce.commands.stage", "run one stage of the staged FCN pipeline (32s, 16s, 8s, …)"),
     "verify": ("reproduce.commands.verify", "score stages on seg11valid against the published numbers"),
     "paper": ("reproduce.commands.paper", "the CVPR 2015 experiments: commands, published figures, Fig. 5"),
+    "export": ("reproduce.commands.export", "export a net to ONNX (.onnx) or torch.export (.pt2), any input size"),
     "infer": ("reproduce.commands.infer", "segment images: palette PNGs and overlays"),
     "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
     "data": ("reproduce.commands.data", "download, extract and check the release's datasets (SBD, VOC, NYUDv2, …)"),
@@ -45,7 +46,7 @@ USER_ERRORS = (
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
     "reproduce.data.fetch:DataFetchError", "reproduce.training.lock:RunDirBusy",
-    "reproduce.pycaffe.layer:PythonLayerError",
+    "reproduce.export:ExportError", "reproduce.pycaffe.layer:PythonLayerError",
 )
 
 

@@ -41,3 +41,18 @@ def golden() -> Path:
 @pytest.fixture(scope="session")
 def upstream() -> Path:
     return require_shared(UPSTREAM)
+
+
+def pytest_addoption(parser):
+    parser.addoption("--run-slow", action="store_true",
+                     help="also run the tests marked slow (minutes each on a CPU)")
+
+
+def pytest_collection_modifyitems(config, items):
+    """Tests marked ``slow`` run with ``--run-slow`` (or REPRODUCE_RUN_SLOW=1) only."""
+    if config.getoption("--run-slow") or os.environ.get("REPRODUCE_RUN_SLOW") == "1":
+        return
+    skip = pytest.mark.skip(reason="slow: run with --run-slow (or REPRODUCE_RUN_SLOW=1)")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)

@@ -100,3 +100,52 @@ def test_the_readme_lists_every_experiment_and_option():
     for flag in ("--recipe paper", "--train-set voc2011", "--fixed", "--loss-sampling", "--class-weights",
                  "--mirror", "--jitter", "--learn-upsampling"):
         assert flag in section, flag
+
+
+@pytest.fixture(scope="module")
+def tiny_inits(tmp_path_factory):
+    """Per stage, a caffemodel of its own tiny deploy net with the fillers' weights: what the
+    demo-scale runs start from (the surgery copies what matches by name)."""
+    from reproduce.models import net_param
+    from reproduce.net import Net
+    from reproduce.weights.convert import save_weights
+
+    folder = tmp_path_factory.mktemp("paper-inits")
+    paths = {}
+    for stage in sorted({e.stage for e in E.EXPERIMENTS}):
+        deploy = net_param(stage, "deploy", widths="tiny")
+        net = Net(deploy, phase="TEST")
+        weights = {name: [p.detach().numpy() for p in blobs] for name, blobs in net.params.items()}
+        paths[stage] = save_weights(folder / f"{stage}.caffemodel", weights, deploy)
+    return paths
+
+
+@pytest.mark.parametrize("key", [e.key for e in E.EXPERIMENTS])
+def test_every_experiment_runs_at_demo_scale(key, data, tiny_inits, tmp_path):
+    """The experiment's own flags, one iteration of a tiny net on generated data, recorded."""
+    import ast
+
+    from reproduce.caffe import read_solver
+    from reproduce.cli import main
+    from reproduce.training.stagelog import read_records
+
+    e = E.experiment(key)
+    runs = tmp_path / "runs"
+    code = main(["stage", e.stage, *e.flags, "--init", str(tiny_inits[e.stage]),
+                 "--sbd-dir", str(data.sbdd_dir), "--voc-dir", str(data.voc_dir), "--runs", str(runs),
+                 "--widths", "tiny", "--device", "cpu", "--max-iter", "1", "--test-interval", "1",
+                 "--snapshot", "1", "--quiet"])
+    assert code == 0
+    run_dir = runs / e.stage
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["recipe"] == "paper" and (run_dir / "final.caffemodel").is_file()
+    expected = {"--fixed": "fixed", "--loss-sampling": "loss_sampling", "--class-weights": "class_weights",
+                "--mirror": "mirror", "--jitter": "jitter", "--learn-upsampling": "learn_upsampling",
+                "--train-set": "train_set"}
+    for flag, key_ in expected.items():
+        assert (key_ in config) == (flag in e.flags), (flag, config)
+    run = next(r for r in read_records(run_dir / "log.jsonl") if r["kind"] == "run")
+    assert run["options"] == {k: v for k, v in config.items() if k in (*expected.values(), "recipe")}
+    assert read_solver(run_dir / "solver.prototxt").iter_size == round(20 / config.get("loss_sampling", 1.0))
+    tests = [r for r in read_records(run_dir / "log.jsonl") if r["kind"] == "test"]
+    assert tests and tests[-1]["iter"] == 1

@@ -17,7 +17,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reproduce.caffe import Message, PrototxtError, emit, parse
-from reproduce.caffe.schema import ENUMS, MESSAGES
+from reproduce.caffe.schema import ENUMS, MESSAGES, NotCaffeError, project_extensions
 
 FUZZ = settings(max_examples=200, deadline=1000,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
@@ -48,6 +48,10 @@ def _parse_or_reject(text: str | bytes, message_type: str = "NetParameter") -> M
         assert 1 <= line <= len(lines) and 1 <= column <= len(lines[line - 1]) + 1
         assert str(err).startswith(f"fuzz.prototxt:{line}:{column}: ")
         return None
+    if project_extensions(message):   # the project's own fields: parsed, never written for Caffe
+        with pytest.raises(NotCaffeError, match="extension"):
+            emit(message)
+        return message
     again = parse(emit(message), message_type)
     assert again == message
     return message
@@ -138,7 +142,7 @@ def _scalars(type_name: str):
 
 @st.composite
 def messages(draw, type_name: str, depth: int = 0):
-    fields = list(MESSAGES[type_name].fields.values())
+    fields = [f for f in MESSAGES[type_name].fields.values() if not f.extension]
     if depth >= 3:
         fields = [f for f in fields if not f.is_message]
     chosen = draw(st.lists(st.sampled_from(fields), max_size=5 if depth else 8, unique=True)) \

@@ -276,6 +276,16 @@ def test_lrn_matches_the_formula(region):
                                rtol=2e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("channels", [1, 2, 4])
+def test_lrn_across_fewer_channels_than_its_window(channels):
+    # a width-reduced GoogLeNet's pool1/norm1: 4 channels under a 5-channel window, as Caffe allows
+    x = (RNG.standard_normal((2, channels, 5, 6)) * 30).astype(np.float32)
+    param = Message("LRNParameter", local_size=5, alpha=1e-2, beta=0.75, k=2.0)
+    (top,) = make("LRN", [x.shape], lrn_param=param)(t(x))
+    np.testing.assert_allclose(top.numpy(), lrn_reference(x, 5, 1e-2, 0.75, 2.0, "ACROSS_CHANNELS"),
+                               rtol=2e-6, atol=1e-6)
+
+
 def test_lrn_refuses_even_size():
     with pytest.raises(LayerError, match="odd"):
         make("LRN", [(1, 4, 3, 3)], lrn_param=Message("LRNParameter", local_size=4))

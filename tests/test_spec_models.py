@@ -33,8 +33,10 @@ from reproduce.net.spec import NetSpec, SpecError, assign, layers as L, params a
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 PROTOTXT_REF = PROJECT_ROOT / "prototxt_ref"
-NAMES = tuple(m.name for m in voc.MODELS)  # fcn32s, fcn16s, fcn8s, fcn8s-atonce, fcn-alexnet
-ALL = tuple(MODELS)  # every net of the release: VOC's, NYUDv2's, SIFT Flow's, PASCAL-Context's
+# fcn32s, fcn16s, fcn8s, fcn8s-atonce, fcn-alexnet (fcn-googlenet was never released)
+NAMES = tuple(m.name for m in voc.MODELS if m.released)
+# every net of the release: VOC's, NYUDv2's, SIFT Flow's, PASCAL-Context's
+ALL = tuple(name for name, m in MODELS.items() if m.released)
 RELEASE_SPLITS = [(name, split) for name in ALL for split in splits(name)[:2]]
 GOLDEN_SHAPE = (1, 3, 64, 80)
 
@@ -340,7 +342,7 @@ def test_fill_crop_offsets_serves_any_parsed_net():
 def test_prototxt_ref_is_fresh(tmp_path):
     written = write_prototxt_ref(tmp_path)
     fresh = {p.relative_to(tmp_path).as_posix(): p.read_text() for p in written}
-    assert len(fresh) == 4 * len(ALL) == 60
+    assert len(fresh) == 4 * len(MODELS) == 4 * (len(ALL) + 1) == 64  # + voc-fcn-googlenet
     committed = {p.relative_to(PROTOTXT_REF).as_posix(): p.read_text()
                  for p in sorted(PROTOTXT_REF.glob("*/*.prototxt"))}
     assert sorted(committed) == sorted(fresh), "prototxt_ref/ lists other files: run `make prototxt`"
@@ -405,7 +407,10 @@ def test_tiny_deploy_equals_the_golden_net(golden, name):
 
 
 def test_width_presets_and_class_count():
-    assert WIDTH_PRESETS["tiny"] == {64: 4, 128: 8, 256: 8, 512: 16, 4096: 32, 96: 8, 384: 16}
+    assert WIDTH_PRESETS["tiny"] == {64: 4, 128: 8, 256: 8, 512: 16, 4096: 32, 96: 8, 384: 16,
+                                     # GoogLeNet's further widths (no golden net has them)
+                                     16: 2, 24: 2, 32: 2, 48: 3, 112: 7, 144: 9, 160: 10, 192: 12,
+                                     208: 13, 224: 14, 288: 18, 320: 20, 1024: 32}
     assert all(full == width for full, width in WIDTH_PRESETS["full"].items())
     net = net_param("fcn8s", "deploy", num_classes=40, widths={512: 24})
     outputs = {l.name: l.convolution_param.num_output for l in net.layer

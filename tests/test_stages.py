@@ -107,6 +107,7 @@ def test_stage_table_matches_the_reference_scripts():
     assert {name: (s.init, s.previous or s.base_net) for name, s in STAGES.items()} == {
         "fcn32s": ("transplant", "vgg16"), "fcn16s": ("copy_from", "fcn32s"), "fcn8s": ("copy_from", "fcn16s"),
         "fcn8s-atonce": ("transplant", "vgg16"), "fcn-alexnet": ("transplant", "alexnet"),
+        "fcn-googlenet": ("transplant", "googlenet"),
         "nyud-fcn32s-color": ("transplant", "vgg16"), "nyud-fcn32s-hha": ("transplant", "vgg16"),
         "nyud-fcn32s-color-d": ("transplant", "vgg16"), "nyud-fcn32s-color-hha": ("streams", None),
         "siftflow-fcn32s": ("transplant", "vgg16"), "siftflow-fcn16s": ("copy_from", "siftflow-fcn32s"),
@@ -130,7 +131,7 @@ def test_every_stage_has_its_make_target_running_it():
         if m.init == "copy_from":
             assert f"$(RUNS)/{m.previous}/final.caffemodel" in init
         elif m.init == "transplant":
-            assert {"vgg16": "$(VGG16)", "alexnet": "$(ALEXNET)"}[m.base_net] in init
+            assert {"vgg16": "$(VGG16)", "alexnet": "$(ALEXNET)", "googlenet": "$(GOOGLENET)"}[m.base_net] in init
         else:
             assert "--init" not in init
 

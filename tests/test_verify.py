@@ -27,9 +27,9 @@ def _check_all_skipped(stdout: str, runs: Path):
     rows = [line for line in lines if line.split()[-1:] == ["SKIPPED"]]
     from reproduce.evaluation.experiments import EXPERIMENTS
 
-    # (5 VOC nets + 7 one-headed nets of the other datasets + 3 SIFT Flow nets × 2 heads) × 2 sources,
+    # (6 VOC nets + 7 one-headed nets of the other datasets + 3 SIFT Flow nets × 2 heads) × 2 sources,
     # then one row per experiment of the paper
-    expected = (5 + 7 + 3 * 2) * 2 + len(EXPERIMENTS)
+    expected = (6 + 7 + 3 * 2) * 2 + len(EXPERIMENTS)
     assert len(rows) == expected
     assert sum(line.split()[1].startswith("paper:") for line in rows) == len(EXPERIMENTS)
     assert "run: python -m reproduce stage fcn32s --recipe paper --fixed" in stdout
@@ -40,9 +40,17 @@ def _check_all_skipped(stdout: str, runs: Path):
     assert "validation data: no VOC2011 at" in stdout
     assert "run: make stage-siftflow-32s DATA_DIR=data" in stdout
     assert any(line.startswith("siftflow-fcn8s score_geo ") for line in rows)
+    # FCN-GoogLeNet (CVPR 2015 Table 1) was never released: train it
+    assert ("SKIPPED fcn-googlenet official: no weights" in stdout
+            and "run: none: the release never published fcn-googlenet's weights; train it: "
+                "make stage-googlenet SBD_DIR=" in stdout and "GOOGLENET=" in stdout)
     assert f"{expected} SKIPPED → exit status 0" in stdout
     report = json.loads((runs / "verify.json").read_text())
     assert report["exit_status"] == 0 and report["summary"]["skipped"] == expected
+    googlenet = [row for row in report["rows"] if row["stage"] == "fcn-googlenet"
+                 and not row["source"].startswith("paper:")]
+    assert [row["expectation"]["mean_iu"] for row in googlenet] == [None, None]   # nothing to judge by
+    assert all("Table 1 FCN-GoogLeNet 42.5" in row["context"] for row in googlenet)
     assert {row["status"] for row in report["rows"]} == {"SKIPPED"}
     assert all(row["command"] for row in report["rows"])
 

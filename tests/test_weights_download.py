@@ -47,7 +47,7 @@ def test_manifest_holds_the_release_facts():
     assert manifest.entry("fcn8s").sha1 == "c449ea74dd7d83751d1357d6a8c323fcf4038962"
     for name in ("fcn32s", "fcn16s", "fcn8s-atonce", "fcn-alexnet", "vgg16"):
         assert manifest.entry(name).sha1 is None and manifest.entry(name).sha1_text == "unknown"
-    t3 = {n: manifest.entry(n).paper_table3 for n in ("fcn32s", "fcn16s", "fcn8s")}
+    t3 = {n: manifest.entry(n).paper_table2 for n in ("fcn32s", "fcn16s", "fcn8s")}
     assert [t3[n]["mean_iu"] for n in t3] == [59.4, 62.4, 62.7]
     assert [t3[n]["pixel_acc"] for n in t3] == [89.1, 90.0, 90.3]
     assert [t3[n]["mean_acc"] for n in t3] == [73.3, 75.7, 75.9]

@@ -7,6 +7,17 @@ Caffe declares ``[packed = true]`` (written packed; readers accept both encoding
 protobuf does). Field numbers are those of BVLC caffe.proto, so files written by Caffe are
 read and files written here are read by Caffe.
 
+``extension`` marks a field that is this project's, not Caffe's: its number (50000 and up)
+lies above every number caffe.proto uses in any message (the largest is
+``V1LayerParameter``'s 1002), so it can never collide with a Caffe field. The project's own ``Net`` honours it; the prototxt and
+caffemodel writers refuse a message that sets one, naming the layer
+(``schema.refuse_project_extensions``), because Caffe would reject the prototxt (unknown
+field) and silently drop the field from a caffemodel. The extensions, both written by
+``reproduce.rarefy`` (CVPR 2015 Sec. 3.2), both on ``PoolingParameter``: ``dilation``
+(50000), dilated pooling, on the poolings after the rarefied layer; ``rarefaction``
+(50001), on a rarefied ceil-mode pooling, the factor its stride was divided by, so that
+Caffe's ceil rounding is applied at the coarse stride (see ``reproduce.net.layers.pooling``).
+
 Messages that only configure data layers we never run (LevelDB/LMDB, HDF5, windows …) are
 declared in full all the same, so that such nets parse and round-trip.
 """
@@ -411,6 +422,8 @@ PoolingParameter
   11 engine Engine = DEFAULT
   12 global_pooling bool = false
   13 round_mode PoolingParameter.RoundMode = CEIL
+  50000 dilation extension uint32 = 1
+  50001 rarefaction extension uint32 = 1
 
 PowerParameter
   1 power float = 1

@@ -12,6 +12,10 @@
 * enum values are held by name (``"MAX"``, ``"TRAIN"``, ``"CONVOLUTION"``);
 * ``has(name)`` tells presence (a repeated field is present when non-empty);
 * equality compares presence and values, as protobuf's ``==`` does.
+
+A field marked ``extension`` in the tables is this project's, not Caffe's (see
+``proto_tables``); ``project_extensions`` lists where a message sets one and
+``refuse_project_extensions`` is the writers' guard.
 """
 from __future__ import annotations
 
@@ -35,6 +39,7 @@ class Field:
     repeated: bool = False
     packed: bool = False
     default: Any = None
+    extension: bool = False   # the project's field, not Caffe's (proto_tables)
 
     @property
     def is_message(self) -> bool:
@@ -83,9 +88,13 @@ def _parse_messages(text: str) -> dict[str, Descriptor]:
         for line in lines:
             left, _, default = line.partition("=")
             number, name, *mods, type_ = left.split()
-            repeated = bool(mods)
+            unknown = set(mods) - {"repeated", "packed", "extension"}
+            if unknown:
+                raise ValueError(f"proto_tables: {desc.name}.{name}: unknown modifiers {sorted(unknown)}")
+            repeated = "repeated" in mods or "packed" in mods
             f = Field(name, int(number), type_, repeated=repeated, packed="packed" in mods,
-                      default=_convert_default(type_, default.strip()) if default else None)
+                      default=_convert_default(type_, default.strip()) if default else None,
+                      extension="extension" in mods)
             desc.fields[name] = f
             desc.by_number[f.number] = f
         messages[desc.name] = desc
@@ -209,6 +218,46 @@ class Message:
     def __repr__(self) -> str:
         parts = ", ".join(f"{f.name}={_short(v)}" for f, v in self.present_fields())
         return f"{self._desc.name}({parts})"
+
+
+class NotCaffeError(ValueError):
+    """A message that sets one of the project's extension fields, which Caffe cannot read."""
+
+
+def project_extensions(message: Message) -> list[tuple[str, str]]:
+    """Where ``message`` sets a field of the project's (``extension`` in ``proto_tables``):
+    ``(owner, field path)`` pairs, the owner being the enclosing layer (``"layer 'pool5'
+    (Pooling)"``) or the message's type where no layer encloses it."""
+    found: list[tuple[str, str]] = []
+
+    def walk(msg: Message, owner: str, path: str) -> None:
+        if msg.type_name in ("LayerParameter", "V1LayerParameter"):
+            owner, path = f"layer {msg.name!r} ({msg.type})", ""
+        for f, value in msg.present_fields():
+            where = f"{path}{f.name}"
+            if f.extension:
+                found.append((owner, where))
+            if f.is_message:
+                for item in (value if f.repeated else (value,)):
+                    walk(item, owner, where + ".")
+
+    walk(message, message.type_name, "")
+    return found
+
+
+def refuse_project_extensions(message: Message, writing: str) -> None:
+    """Raise ``NotCaffeError`` if ``message`` sets a project extension field: ``writing``
+    names what was to be written ("a prototxt", "a caffemodel") for the message."""
+    found = project_extensions(message)
+    if not found:
+        return
+    owner, where = found[0]
+    more = f" (and {len(found) - 1} more)" if len(found) > 1 else ""
+    raise NotCaffeError(
+        f"{owner}: {where} is this project's extension, not a field of Caffe's schema "
+        f"(reproduce.rarefy sets it on rarefied poolings, CVPR 2015 Sec. 3.2){more}; Caffe would "
+        f"refuse it in a prototxt and silently drop it from a caffemodel, so {writing} is "
+        f"not written — run this net with reproduce.Net, or write the net it was made from")
 
 
 def _copy_value(value: Any) -> Any:

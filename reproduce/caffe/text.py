@@ -31,7 +31,7 @@ import struct
 from typing import Any
 
 from .errors import PrototxtError
-from .schema import ENUM_NAMES, ENUMS, Field, Message
+from .schema import ENUM_NAMES, ENUMS, Field, Message, refuse_project_extensions
 from .tokenizer import END, FLOAT, IDENT, INTEGER, STRING, SYMBOL, Token, Tokenizer
 
 MAX_DEPTH = 100  # protobuf TextFormat::Parser's default recursion limit
@@ -291,7 +291,11 @@ def _to_float32(value: float) -> float:
 
 
 def emit(message: Message) -> str:
-    """The protobuf text format of ``message``, as Caffe's ``WriteProtoToTextFile`` writes it."""
+    """The protobuf text format of ``message``, as Caffe's ``WriteProtoToTextFile`` writes it.
+
+    A message that sets one of the project's extension fields (``proto_tables``) is refused
+    with ``NotCaffeError`` naming the layer: Caffe could not read the text."""
+    refuse_project_extensions(message, "a prototxt")
     lines: list[str] = []
     _emit_fields(message, "", lines)
     return "".join(line + "\n" for line in lines)

@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 from .errors import WireFormatError
-from .schema import ENUM_NAMES, ENUMS, Field, Message
+from .schema import ENUM_NAMES, ENUMS, Field, Message, refuse_project_extensions
 
 VARINT, FIXED64, LENGTH_DELIMITED, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 MAX_DEPTH = 64          # nested messages (and groups); protobuf's own default limit is 100
@@ -396,8 +396,11 @@ def write_message(msg: Message, stream: BinaryIO,
 
     ``progress(n)`` is called with the bytes written so far after each packed field (every
     16 MiB within a large one).
-    Returns the number of bytes written.
+    Returns the number of bytes written. A message that sets one of the project's extension
+    fields (``proto_tables``) is refused with ``NotCaffeError`` naming the layer, before a
+    byte is written: Caffe would drop the field without a word.
     """
+    refuse_project_extensions(msg, "a binary protobuf (caffemodel)")
     encoder = _Encoder()
     total = encoder.size(msg)
     encoder.write(msg, stream, progress)

@@ -4,6 +4,8 @@
 runs the deploy net of ``--net`` (or the deploy prototxt ``--prototxt``) on each image at
 its own size, with the reference ``infer.py`` preprocessing, and writes the argmax label map
 and the ``vis.py`` overlay. Folders are searched (not recursively) for image files.
+``--dense F`` scores by shift-and-stitch of the coarse net by ``F`` instead of the net's
+upsampling (CVPR 2015 Sec. 3.2; ``reproduce.evaluation.dense``): ``F²`` coarse passes per image.
 """
 from __future__ import annotations
 
@@ -27,6 +29,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
     parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+    parser.add_argument("--dense", type=int, metavar="F",
+                        help="score by shift-and-stitch of the coarse net by F (a divisor of its "
+                             "stride, 32; F² passes) instead of the net's upsampling "
+                             "(CVPR 2015 Sec. 3.2; FCN-32s and FCN-AlexNet)")
+    parser.add_argument("--tile", type=int, help="segment images larger than TILE px (a multiple of 32) in "
+                                                 "overlapping tiles; without it, an image whose forward "
+                                                 "would not fit in memory is refused with the estimate")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -39,7 +48,8 @@ def run(args: argparse.Namespace) -> int:
     net = _build(args)
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
-                               progress=not args.quiet, mean=mean, score_blob=score_blob)
+                               progress=not args.quiet, mean=mean, score_blob=score_blob,
+                               dense=args.dense, tile=args.tile)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:

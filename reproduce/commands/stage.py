@@ -24,7 +24,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("model", choices=list(STAGES), help="the stage (net) to train")
     parser.add_argument("--init", type=Path,
-                        help="init weights: the ILSVRC classifier (32s stages, fcn8s-atonce, fcn-alexnet) "
+                        help="init weights: the ILSVRC classifier (32s stages, fcn8s-atonce, fcn-alexnet, "
+                             "fcn-googlenet) "
                              "or the previous stage's final.caffemodel (16s, 8s)")
     parser.add_argument("--init-stream", action="append", default=[], metavar="STREAM=WEIGHTS",
                         help="late fusion (nyud-fcn32s-color-hha): a stream's single-modality weights "

@@ -78,6 +78,7 @@ EXPERIMENTS: tuple[Experiment, ...] = (
     # Table 1: three classifiers adapted, the paper's regime, VOC2011 train
     Experiment("table1-alexnet", "Table 1", "FCN-AlexNet", "fcn-alexnet", TABLE1, 39.8),
     Experiment("table1-vgg16", "Table 1", "FCN-VGG16 (FCN-32s)", "fcn32s", TABLE1, 56.0),
+    Experiment("table1-googlenet", "Table 1", "FCN-GoogLeNet (never released)", "fcn-googlenet", TABLE1, 42.5),
     # Table 2: the skip nets, SBD train (Sec. 4.3 "More training data": 59.4)
     Experiment("table2-fcn32s-fixed", "Table 2", "FCN-32s-fixed: only the score layer learns",
                "fcn32s", (*PAPER_SBD, "--fixed"), 45.4),

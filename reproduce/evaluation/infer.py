@@ -7,7 +7,9 @@ Per image (any size; the net runs at the image's native size):
   subtracted in place so the float64 mean rounds back to float32 as there) → C×H×W; 8-bit
   images that are not RGB (grey, RGBA, palette) are converted to RGB first, and images of
   more than 8 bits per channel are refused (PIL would clip them to 0–255);
-* forward of the deploy net, ``argmax`` over the classes of ``score``;
+* forward of the deploy net, ``argmax`` over the classes of ``score``; with ``dense=F``
+  (``infer --dense F``) the scores come instead from shift-and-stitch of the coarse net by
+  ``F`` (CVPR 2015 Sec. 3.2), interpolated to the image (``reproduce.evaluation.dense``);
 * ``<stem>.png``: the label map as a palette PNG in the PASCAL VOC colours (its RGB is
   ``vis.color_seg``'s, what the reference saves as ``demo/output.png``);
 * ``<stem>_overlay.png``: ``vis.vis_seg`` — non-background pixels blended half and half with
@@ -55,8 +57,9 @@ def preprocess(image: Image.Image, mean=INFER_MEAN_BGR) -> np.ndarray:
     return np.ascontiguousarray(in_.transpose((2, 0, 1)))
 
 
-def predict(net, array: np.ndarray, score_blob: str = "score") -> np.ndarray:
-    """The argmax label map (H×W, int64) of one preprocessed 3×H×W image."""
+def predict(net, array: np.ndarray, score_blob: str = "score", dense=None) -> np.ndarray:
+    """The argmax label map (H×W, int64) of one preprocessed 3×H×W image; ``dense`` a
+    ``reproduce.evaluation.dense.DenseScorer`` of ``net`` to score by shift-and-stitch."""
     import torch
 
     from reproduce.net import Net
@@ -67,7 +70,9 @@ def predict(net, array: np.ndarray, score_blob: str = "score") -> np.ndarray:
         device = torch.device("cpu")
     x = torch.from_numpy(array[np.newaxis]).to(device)
     with torch.no_grad():
-        if isinstance(net, Net):
+        if dense is not None:
+            scores = dense(x)[0]
+        elif isinstance(net, Net):
             Net.forward(net, **{net.inputs[0]: x})
             scores = net.blobs[score_blob][0]
         else:
@@ -135,10 +140,24 @@ class InferResult:
 
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
-                 score_blob: str = "score") -> list[InferResult]:
+                 score_blob: str = "score", dense: int | None = None,
+                 tile: int | None = None) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
-    mean the net's data layer subtracted in training, ``score_blob`` the head to label by."""
+    mean the net's data layer subtracted in training, ``score_blob`` the head to label by,
+    ``dense`` a shift-and-stitch factor (None: the net's own upsampling). An image whose
+    forward would not fit in memory is refused with the estimate, or with ``tile`` segmented
+    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``)."""
+    from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
+
+    scorer = None
+    if dense is not None and tile is not None:
+        raise ValueError("--dense and --tile cannot be combined: shift-and-stitch scores are not "
+                         "assembled from tiles (drop one)")
+    if dense is not None:
+        from reproduce.evaluation.dense import DenseScorer
+
+        scorer = DenseScorer(net, dense, score_blob or "score")
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -161,7 +180,8 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
             raise
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
-        seg = predict(net, preprocess(image, mean), score_blob)
+        seg = segment(net, preprocess(image, mean), lambda n, a, b: predict(n, a, b, scorer),
+                      score_blob, tile=tile, what=str(path))
         label_png = out_dir / f"{path.stem}.png"
         save_palette_png(label_png, seg.astype(np.uint8))
         overlay_path = None

@@ -1,7 +1,7 @@
 """Every net of the reference release, described once (``reproduce.models.description``).
 
-The PASCAL VOC nets (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``, ``fcn-alexnet``;
-``voc``), NYUDv2's four (``nyud``), SIFT Flow's three (``siftflow``) and PASCAL-Context's three
+The PASCAL VOC nets (``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``, ``fcn-alexnet``, and
+the paper's ``fcn-googlenet``, which the release never published; ``voc``), NYUDv2's four (``nyud``), SIFT Flow's three (``siftflow``) and PASCAL-Context's three
 (``pascalcontext``), named by their release folders (``nyud-fcn32s-color``…). From a
 description:
 
@@ -9,7 +9,9 @@ description:
   solvers of the reference release as Caffe messages (``reproduce.models.build``);
 * ``param_groups(name)`` — every parameter's ``(lr_mult, decay_mult)``;
 * ``write_prototxt_ref(out_dir)`` — the ``prototxt_ref/`` files;
-* ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet`` and ``FCN.from_model(name)``
+* ``googlenet_classifier_net(widths)`` — the GoogLeNet ILSVRC classifier FCN-GoogLeNet starts
+  from (``reproduce.models.ilsvrc``);
+* ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet``, ``FCNGoogLeNet`` and ``FCN.from_model(name)``
   for any net — PyTorch modules built from the deploy descriptions (imported on first use,
   as they need torch).
 """
@@ -20,14 +22,16 @@ import importlib
 from .build import (DATASETS, MODELS, SPLITS, dataset_of, model, net_param, net_spec,
                     solver_param, splits)
 from .description import DatasetNets, FCNModel, Head
+from .ilsvrc import googlenet_classifier_net
 from .param_groups import learnable_blob_count, param_groups, param_specs
 from .prototxt_ref import prototxt_ref_texts, write_prototxt_ref
 from .widths import WIDTH_PRESETS, width_map
 
-_TORCH_EXPORTS = ("FCN", "FCN32s", "FCN16s", "FCN8s", "FCN8sAtOnce", "FCNAlexNet", "FCN_CLASSES")
+_TORCH_EXPORTS = ("FCN", "FCN32s", "FCN16s", "FCN8s", "FCN8sAtOnce", "FCNAlexNet", "FCNGoogLeNet",
+                  "FCN_CLASSES")
 
 __all__ = ["DATASETS", "MODELS", "SPLITS", "WIDTH_PRESETS", "DatasetNets", "FCNModel", "Head",
-           "dataset_of", "learnable_blob_count", "model", "net_param", "net_spec", "param_groups",
+           "dataset_of", "googlenet_classifier_net", "learnable_blob_count", "model", "net_param", "net_spec", "param_groups",
            "param_specs", "prototxt_ref_texts", "solver_param", "splits", "width_map",
            "write_prototxt_ref", *_TORCH_EXPORTS]
 

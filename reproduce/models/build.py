@@ -1,6 +1,7 @@
 """Every net of the release by name, and its description turned into Caffe messages.
 
-``MODELS`` holds the fifteen descriptions (VOC's five under their short names ``fcn32s``…,
+``MODELS`` holds the sixteen descriptions (VOC's six under their short names ``fcn32s``…,
+FCN-GoogLeNet, which the release never published, among them;
 the others under their release folder names ``nyud-fcn32s-color``…), ``DATASETS`` the
 dataset-level facts. ``net_param(name, split, …)`` emits a net as a NetParameter with every
 crop offset derived by coordinate mapping (``reproduce.net.coord_map``), as the release's

@@ -112,6 +112,9 @@ class FCNModel:
     ``init``: ``"transplant"`` (from the ILSVRC classifier ``base_net`` by the reference
     surgery), ``"copy_from"`` (the ``previous`` stage's result, by layer name) or ``"streams"``
     (late fusion: each stream transplanted from its single-input net in ``previous_streams``).
+    ``released``: whether the reference release has the net (a folder of prototxts); False for a
+    net of the papers that it never published (FCN-GoogLeNet, CVPR 2015 Table 1: "coming soon"
+    in the release README), which therefore has nothing upstream to be compared with.
     """
 
     name: str
@@ -134,6 +137,7 @@ class FCNModel:
     previous: str | None = None
     previous_streams: Mapping[str, str] | None = None
     make_target: str = ""
+    released: bool = True
 
     @property
     def num_classes(self) -> int:

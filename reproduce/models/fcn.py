@@ -1,4 +1,5 @@
-"""The FCN nets as PyTorch modules: ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet``.
+"""The FCN nets as PyTorch modules: ``FCN32s``, ``FCN16s``, ``FCN8s``, ``FCN8sAtOnce``, ``FCNAlexNet``,
+``FCNGoogLeNet``.
 
 Each is a ``reproduce.net.Net`` built from its deploy description (``net_param(name,
 "deploy")``), so it computes what Caffe computes for the released deploy net, and its
@@ -36,7 +37,8 @@ class FCN(Net):
     def __init__(self, num_classes: int | Mapping[str, int] | None = 21, widths: Widths = "full",
                  weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None):
         if not self.model_name:
-            raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce or FCNAlexNet, "
+            raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet or "
+                            "FCNGoogLeNet, "
                             "or FCN.from_model(name) for any net of the release")
         description = model(self.model_name)
         super().__init__(net_param(self.model_name, "deploy", num_classes=num_classes,
@@ -99,4 +101,11 @@ class FCNAlexNet(FCN):
     model_name = "fcn-alexnet"
 
 
-FCN_CLASSES = {cls.model_name: cls for cls in (FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet)}
+class FCNGoogLeNet(FCN):
+    """FCN-GoogLeNet (CVPR 2015 Table 1; never released): GoogLeNet without its auxiliary
+    classifiers and final average pooling, scores upsampled 32× by a 63×63 deconvolution."""
+
+    model_name = "fcn-googlenet"
+
+
+FCN_CLASSES = {cls.model_name: cls for cls in (FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet, FCNGoogLeNet)}

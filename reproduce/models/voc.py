@@ -1,4 +1,4 @@
-"""The five PASCAL VOC nets of the reference release, each described once, and their solvers.
+"""The five PASCAL VOC nets of the reference release and the paper's FCN-GoogLeNet, each described once, and their solvers.
 
 ``fcn32s``, ``fcn16s``, ``fcn8s``, ``fcn8s-atonce``, ``fcn-alexnet`` (release folders
 ``voc-<name>``), with the splits:
@@ -14,6 +14,27 @@ folder (voc-fcn16s reaches ``../../data``, a quirk of the release). The loss is
 ``SoftmaxWithLoss`` ignoring label 255, *unnormalized* (summed over pixels) for the VGG nets —
 hence their tiny base_lr 1e-10/1e-12/1e-14 with momentum 0.99 — and normalized for
 FCN-AlexNet (base_lr 1e-4, momentum 0.9, gradient accumulation over 20 images).
+
+``fcn-googlenet`` (folder ``voc-fcn-googlenet``) is the paper's third adapted classifier (CVPR
+2015 Sec. 4.1, Table 1: 42.5 mean IU, 6M parameters, receptive field 907, stride 32), which the
+release announced as "coming soon" and never published: no net, solver or weights of it exist
+upstream (``released=False``). It is described like FCN-32s — the GoogLeNet trunk
+(``backbones.googlenet``), ``score_fr``, a fixed bilinear 32× ``upscore``, the crop to
+``data`` — with the VOC data layers of the other VOC nets, the unnormalized loss and FCN-32s's
+release solver (``voc-fcn32s/solver.prototxt``: base_lr 1e-10, lr_policy fixed, momentum 0.99,
+weight_decay 0.0005, iter_size 1, max_iter 100000, snapshot 4000, test_iter 736), since that
+is the release's recipe for a 32-stride net started from an ILSVRC classifier with that
+loss; it starts from ``bvlc_googlenet.caffemodel`` by the reference surgery (the auxiliary and
+final classifiers dropped). The paper's own recipe for it (minibatch 20, fixed lr 5e-5,
+momentum 0.9; Sec. 4.1 "Optimization") is not this one, so its 42.5 is context for a run of
+this solver, not a target.
+
+Its ``upscore`` is 63×63 (stride 32), as FCN-AlexNet's, not FCN-32s's 64×64: GoogLeNet's 7×7/2
+first convolution and four 3×3/2 poolings put the coarse cells' centres at a half-pixel
+offset (the map from ``data`` to ``score_fr`` is x/32 + (pad − 3)/32 − 15/16), and an even
+kernel adds another half (its centre is at 31.5), so with a 64×64 kernel the upsampled map
+sits at ``data`` + pad − 1.5 — no integer crop aligns it, for any pad (coordinate mapping
+refuses it). The odd kernel centres at 31 and gives the crop offset pad − 2 = 98.
 """
 from __future__ import annotations
 
@@ -55,4 +76,7 @@ MODELS = tuple(FCNModel(dataset="voc", heads=_HEADS, folder=f"voc-{m['name']}", 
     dict(name="fcn-alexnet", backbone="alexnet", final_kernel=63, normalize_loss=True,
          solver={"base_lr": 1e-4, "momentum": 0.9, "iter_size": 20}, base_net="alexnet",
          make_target="stage-alexnet"),
+    dict(name="fcn-googlenet", backbone="googlenet", final_kernel=63, solver={"base_lr": 1e-10},
+         base_net="googlenet",
+         make_target="stage-googlenet", released=False),
 ))

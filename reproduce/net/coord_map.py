@@ -6,7 +6,8 @@ non-spatial axis: 1 for N×C×H×W); ``axis`` is ``None`` for layers that move n
 (ReLU, Dropout, Eltwise…). Per layer, as Caffe's ``coord_map``:
 
 * Convolution, Pooling, Im2col: ``(axis, 1/stride, (pad - (k_eff - 1)/2) / stride)`` with
-  ``k_eff = (kernel - 1) * dilation + 1``;
+  ``k_eff = (kernel - 1) * dilation + 1`` (a Pooling's dilation is the project's extension
+  that ``reproduce.rarefy`` sets; Caffe's poolings have none);
 * Deconvolution: ``(axis, stride, (k_eff - 1)/2 - pad)``;
 * Crop: ``(axis - 1, 1, -offset)``;
 * pass-through layers (Caffe's list, plus Concat along channels): the identity.
@@ -126,7 +127,8 @@ def _geometry(layer: Message) -> tuple[int, Numbers, Numbers, Numbers]:
         p = layer.pooling_param
         if p.global_pooling:
             raise UndefinedMapError(f"layer {layer.name!r}: global pooling has no coordinate map")
-        axis, dilation = 1, (Fraction(1),)
+        # dilation: the project's PoolingParameter extension (reproduce.rarefy), 1 in Caffe
+        axis, dilation = 1, (Fraction(p.dilation),)
     else:
         p = layer.convolution_param
         axis = p.axis

@@ -38,6 +38,7 @@ the net's own state is therefore written with ``object.__setattr__``.
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -52,6 +53,7 @@ from reproduce.caffe.schema import Message
 
 from .layers import CaffeLayer, blob_attribute, layer_class
 from .layers.input import DataProvider
+from .plain import exporting, plain, plain_ops
 from .state_rules import filter_layers, net_state
 
 Shape = tuple[int, ...]
@@ -97,6 +99,9 @@ class Net(nn.Module):
     inference on CPU — and NCHW otherwise; ``use_channels_last(True)`` makes every pass NHWC
     (weights too), ``use_channels_last(False)`` every pass NCHW. ``use_constant_band(False)``
     convolves the constant band that large input padding creates instead of filling it in.
+    While ``torch.compile``, ``torch.export`` or ``reproduce.export`` trace it, every layer runs
+    its plain formulation instead (``reproduce.net.plain``): standard operators, NCHW, sizes
+    symbolic — the same blobs to float32 summation order, at every input size.
     """
 
     def __init__(self, net: str | os.PathLike | Message,
@@ -381,6 +386,17 @@ class Net(nn.Module):
                            + (f"unknown {unknown}" if unknown else ""))
         blobs: OrderedDict[str, torch.Tensor] = OrderedDict()
         device = self._device()
+        if plain():  # traced (export, torch.compile): standard, shape-generic operators only
+            for name in self.inputs:
+                blobs[name] = _as_float_tensor(inputs[name], device, name)
+            self.run_plain(blobs)
+            if not exporting():  # an exported program returns its outputs; it keeps no blobs
+                kept = (self.blob_shapes if self.keep_blobs
+                        else [*self.outputs, *self.loss_blobs])
+                self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
+                                               if name in kept and not name.startswith("(")))
+                self._set("loss", self._loss(blobs, device))
+            return {name: blobs[name] for name in self.outputs}
         for name in self.inputs:
             blob = _as_float_tensor(inputs[name], device, name)
             built = self.blob_shapes[name]
@@ -411,16 +427,32 @@ class Net(nn.Module):
             if release:
                 for name in step.release:
                     blobs.pop(name, None)
+        self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
+                                       if name in blobs and not name.startswith("(")))
+        self._set("loss", self._loss(blobs, device))
+        # outputs in the standard layout whatever ran inside (a channels-last view would
+        # surprise code that calls .view() on them)
+        return {name: blobs[name].contiguous() for name in self.outputs}
+
+    def _loss(self, blobs: Mapping[str, torch.Tensor], device: torch.device) -> torch.Tensor:
         loss = None
         for top, weight in self.loss_blobs.items():
             term = blobs[top].sum() * weight if weight != 1.0 else blobs[top].sum()
             loss = term if loss is None else loss + term
-        self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
-                                       if name in blobs and not name.startswith("(")))
-        self._set("loss", loss if loss is not None else torch.zeros((), device=device))
-        # outputs in the standard layout whatever ran inside (a channels-last view would
-        # surprise code that calls .view() on them)
-        return {name: blobs[name].contiguous() for name in self.outputs}
+        return loss if loss is not None else torch.zeros((), device=device)
+
+    def run_plain(self, blobs: dict[str, torch.Tensor], steps: Sequence[int] | None = None) -> None:
+        """Run the plan (or the steps at the indices ``steps``) on ``blobs`` in place, every
+        layer in the plain formulation (``reproduce.net.plain``): NCHW, no constant band,
+        no per-image GEMM, Caffe's sizes computed symbolically — what a tracer records."""
+        # under torch.compile the layers already know (plain() is folded to True there)
+        with contextlib.nullcontext() if torch.compiler.is_compiling() else plain_ops():
+            for index in (range(len(self._plan)) if steps is None else steps):
+                step = self._plan[index]
+                args = [blobs[b].detach() if cut else blobs[b]
+                        for b, cut in zip(step.bottoms, step.cut)]
+                for top, value in zip(step.tops, step.layer(*args)):
+                    blobs[top] = value
 
     def _layer_failure(self, step: _Step, args: list[torch.Tensor], inputs: Mapping[str, Any],
                        err: RuntimeError) -> NetError:

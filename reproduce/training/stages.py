@@ -378,7 +378,12 @@ def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[s
         else:
             for stream, path in opts.init_files().items():
                 source = load_weights(path)
+                before = len(lines)
                 current = surgery.transplant(current, source, suffix=stream, log=lines.append)
+                if not any(line.startswith(("copying ", "coercing ")) for line in lines[before:]):
+                    # another classifier's file (AlexNet's into FCN-GoogLeNet) would train from fillers
+                    names = ", ".join(list(source)[:3]) + (" …" if len(source) > 3 else "")
+                    raise surgery.SurgeryError(f"none of its layers ({names}) is a layer of the net")
                 if m.first_conv:
                     current[m.first_conv] = _first_conv_from(source, current[m.first_conv], m.first_conv)
                     lines.append(f"{m.first_conv} from conv1_1: colour channels copied, depth their mean")

@@ -19,8 +19,11 @@ of that name). An entry holds:
 * ``published``: the release's mean IU on VOC2011 ``seg11valid`` (percent) — what the
   released "heavy" (momentum 0.99, unnormalized loss) VOC models score and what ``verify``
   compares against; FCN-8s also has its PASCAL VOC 2012 test figure;
-* ``paper_table3``: the CVPR 2015 paper's Table 3 (original, non-heavy training, same subset)
-  — pixel acc., mean acc., mean IU, f.w. IU — for context only;
+* ``paper_table2``: the CVPR 2015 paper's Table 2, "Comparison of skip FCNs on a subset of
+  PASCAL VOC2011 validation" (original, non-heavy training, same subset) — pixel acc., mean
+  acc., mean IU, f.w. IU — for context only (``../shared/README.md`` files these figures
+  under "Table 3"; in the paper's text Table 2 is the one that compares FCN-32s-fixed, Sec.
+  4.3 "Fine-tuning", and Table 3 holds the VOC2011/2012 *test* results);
 * ``scores``: ``PublishedScore`` rows of the papers for the other datasets, each naming its
   paper, table and row; ``published_note`` says how those rows relate to the released file,
   or that nothing is published for it.
@@ -98,7 +101,7 @@ class WeightsEntry:
     kind: str                      # "fcn" (a released FCN) or "base" (an ILSVRC classifier)
     description: str
     published: Mapping[str, Mapping[str, float]] = field(default_factory=dict)
-    paper_table3: Mapping[str, float] | None = None
+    paper_table2: Mapping[str, float] | None = None
     mirrors: tuple[str, ...] = ()  # further URLs, tried in order after ``url``
     dataset: str = "PASCAL VOC"
     heads: Mapping[str, int] = field(default_factory=dict)  # {head: classes}; empty: one head
@@ -165,7 +168,7 @@ class WeightsEntry:
                 "num_classes": self.num_classes, "heads": self.head_classes, "kind": self.kind,
                 "dataset": self.dataset, "folder": self.folder, "description": self.description,
                 "published": {k: dict(v) for k, v in self.published.items()},
-                "paper_table3": dict(self.paper_table3) if self.paper_table3 else None,
+                "paper_table2": dict(self.paper_table2) if self.paper_table2 else None,
                 "scores": [s.to_dict() for s in self.scores], "published_note": self.published_note}
 
 
@@ -179,7 +182,7 @@ def _short_source(source: str) -> str:
     return source.split(" (arXiv")[0] + (f" {match.group(0)}" if match else "")
 
 
-def _table3(pixel_acc: float, mean_acc: float, mean_iu: float, fwavacc: float) -> dict:
+def _metrics(pixel_acc: float, mean_acc: float, mean_iu: float, fwavacc: float) -> dict:
     return {"pixel_acc": pixel_acc, "mean_acc": mean_acc, "mean_iu": mean_iu, "fwavacc": fwavacc}
 
 
@@ -189,12 +192,12 @@ _CONTEXT_SPLIT = "PASCAL-Context val, 59-class task"
 
 
 def _nyud(row: str, pixel_acc: float, mean_acc: float, mean_iu: float, fwavacc: float) -> PublishedScore:
-    return PublishedScore(f"{CVPR2015} Table 4", row, _NYUD_SPLIT, _table3(pixel_acc, mean_acc, mean_iu, fwavacc))
+    return PublishedScore(f"{CVPR2015} Table 4", row, _NYUD_SPLIT, _metrics(pixel_acc, mean_acc, mean_iu, fwavacc))
 
 
 def _context(row: str, pixel_acc: float, mean_acc: float, mean_iu: float, fwavacc: float) -> PublishedScore:
     return PublishedScore(f"{CVPR2015} Table 6 (Appendix B)", row, _CONTEXT_SPLIT,
-                          _table3(pixel_acc, mean_acc, mean_iu, fwavacc))
+                          _metrics(pixel_acc, mean_acc, mean_iu, fwavacc))
 
 
 def _release(folder: str, file: str, classes: int, dataset: str, description: str, *,
@@ -213,15 +216,15 @@ _NO_SIFT_ROW = (f"none published: {CVPR2015} Table 5 reports only FCN-16s for SI
 MANIFEST: "OrderedDict[str, WeightsEntry]" = OrderedDict((e.name, e) for e in (
     WeightsEntry("fcn32s", "fcn32s-heavy-pascal.caffemodel", BERKELEY + "fcn32s-heavy-pascal.caffemodel",
                  None, "fcn32s", 21, "fcn", "FCN-32s, PASCAL VOC, heavy training (voc-fcn32s)",
-                 {"seg11valid": {"mean_iu": 63.6}}, _table3(89.1, 73.3, 59.4, 81.4), folder="voc-fcn32s"),
+                 {"seg11valid": {"mean_iu": 63.6}}, _metrics(89.1, 73.3, 59.4, 81.4), folder="voc-fcn32s"),
     WeightsEntry("fcn16s", "fcn16s-heavy-pascal.caffemodel", BERKELEY + "fcn16s-heavy-pascal.caffemodel",
                  None, "fcn16s", 21, "fcn", "FCN-16s, PASCAL VOC, heavy training (voc-fcn16s)",
-                 {"seg11valid": {"mean_iu": 65.0}}, _table3(90.0, 75.7, 62.4, 83.0), folder="voc-fcn16s"),
+                 {"seg11valid": {"mean_iu": 65.0}}, _metrics(90.0, 75.7, 62.4, 83.0), folder="voc-fcn16s"),
     WeightsEntry("fcn8s", "fcn8s-heavy-pascal.caffemodel", BERKELEY + "fcn8s-heavy-pascal.caffemodel",
                  "c449ea74dd7d83751d1357d6a8c323fcf4038962", "fcn8s", 21, "fcn",
                  "FCN-8s, PASCAL VOC, heavy training (voc-fcn8s)",
                  {"seg11valid": {"mean_iu": 65.5}, "seg12test": {"mean_iu": 67.2}},
-                 _table3(90.3, 75.9, 62.7, 83.2), folder="voc-fcn8s"),
+                 _metrics(90.3, 75.9, 62.7, 83.2), folder="voc-fcn8s"),
     WeightsEntry("fcn8s-atonce", "fcn8s-atonce-pascal.caffemodel", BERKELEY + "fcn8s-atonce-pascal.caffemodel",
                  None, "fcn8s-atonce", 21, "fcn", "FCN-8s at-once (scaled skips), PASCAL VOC (voc-fcn8s-atonce)",
                  {"seg11valid": {"mean_iu": 65.4}}, folder="voc-fcn8s-atonce"),

@@ -22,7 +22,7 @@ import numpy as np
 
 __all__ = ["detect_widths", "detect_num_classes", "load_net", "resolve_device"]
 
-_FIRST_CONV = {"vgg16": ("conv1_1", 64), "alexnet": ("conv1", 96)}
+_FIRST_CONV = {"vgg16": ("conv1_1", 64), "alexnet": ("conv1", 96), "googlenet": ("conv1/7x7_s2", 64)}
 
 
 def _first_conv(net_name: str) -> tuple[str, int]:

@@ -52,7 +52,8 @@ class BatchNorm(ElementwiseLayer):
         grouped = x.reshape(shape[0], self.channels, -1)
         if self.use_global_stats:
             factor = self.blob2.detach()[0]
-            inverse = torch.zeros_like(factor) if factor == 0 else 1 / factor
+            # a select, not a Python branch on a value: tracers record it for any blob
+            inverse = torch.where(factor == 0, torch.zeros_like(factor), 1 / factor)
             mean, var = self.weight.detach() * inverse, self.bias.detach() * inverse
         else:
             mean = grouped.mean(dim=(0, 2))

@@ -22,6 +22,7 @@ import torch.nn.functional as F
 from ..banded import banded_conv2d
 from ..conv_geometry import ConvGeometry
 from ..constant_band import conv_band
+from ..plain import plain
 from .base import CaffeLayer, Shape
 from .registry import register
 
@@ -161,7 +162,8 @@ class Convolution(_ConvolutionBase):
         g = self.geometry
         conv = _CONV[self.num_spatial]
         bias = self.bias if self.bias_term else None
-        return tuple(conv2d_as_gemm(x, self.weight, bias, g) if self.suits_gemm(x)
+        gemm = not plain()  # one GEMM per image: a tracer would freeze the batch size
+        return tuple(conv2d_as_gemm(x, self.weight, bias, g) if gemm and self.suits_gemm(x)
                      else conv(x, self.weight, bias, g.stride, g.pad, g.dilation, self.group)
                      for x in bottoms)
 

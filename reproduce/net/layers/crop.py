@@ -6,6 +6,7 @@ checks ``offset + size <= bottom0 size``. Bottom 1 only supplies a shape: no gra
 """
 from __future__ import annotations
 
+from ..plain import plain
 from .base import CaffeLayer
 from .registry import register
 
@@ -50,6 +51,14 @@ class Crop(CaffeLayer):
         return [shape[:self.axis] + reference[self.axis:]]
 
     def forward(self, x, reference):
+        if plain():
+            # constant offsets, the reference's (symbolic) sizes: narrow, whose output has
+            # exactly that size (a slice's end would be clamped to a symbolic min)
+            for i in range(self.axis, x.dim()):
+                offset = (self.offsets[0] if len(self.offsets) == 1 else
+                          self.offsets[i - self.axis] if self.offsets else 0)
+                x = x.narrow(i, offset, reference.shape[i])
+            return (x,)
         return (x[self._slices(tuple(x.shape), tuple(reference.shape))],)
 
     def extra_repr(self):

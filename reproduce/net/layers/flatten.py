@@ -1,6 +1,9 @@
 """Flatten (Caffe's ``FlattenLayer``): merge axes ``axis … end_axis`` (inclusive) into one."""
 from __future__ import annotations
 
+import torch
+
+from ..plain import plain
 from .base import CaffeLayer, count
 from .registry import register
 
@@ -21,4 +24,9 @@ class Flatten(CaffeLayer):
         return [shape[:start] + (count(shape, start, end + 1),) + shape[end + 1:]]
 
     def forward(self, x):
+        if plain():
+            p = self.layer_param.flatten_param
+            x = x.clone(memory_format=torch.contiguous_format)  # see Reshape
+            return (x.flatten(self.canonical_axis(p.axis, x.dim()),
+                              self.canonical_axis(p.end_axis, x.dim())),)
         return (x.reshape(self.top_shapes([tuple(x.shape)])[0]),)

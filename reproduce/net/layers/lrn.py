@@ -8,7 +8,11 @@
   and stride every window, clipped to ``H + pad`` by Caffe's AVE rule, still counts
   ``size²`` cells, so the average is the zero-padded sum divided by ``size²``.
 
-``local_size`` must be odd, as Caffe checks.
+``local_size`` must be odd, as Caffe checks. Any channel count works, as in Caffe (whose
+``padded_square`` holds ``channels + size - 1`` rows): a blob with fewer channels than
+``size`` (a width-reduced GoogLeNet's 4-channel ``pool1/norm1``) is zero-padded explicitly,
+since PyTorch's pooling refuses a window larger than its unpadded input; adding those zeros
+changes no sum.
 """
 from __future__ import annotations
 
@@ -37,8 +41,11 @@ class LRN(ElementwiseLayer):
     def forward(self, x):
         square = x * x
         if self.region == "ACROSS_CHANNELS":
+            pad = self.pre_pad
+            if square.shape[1] < self.size:   # fewer channels than the window: pad them here
+                square, pad = F.pad(square, (0, 0, 0, 0, pad, pad)), 0
             window_mean = F.avg_pool3d(square.unsqueeze(1), (self.size, 1, 1), stride=1,
-                                       padding=(self.pre_pad, 0, 0),
+                                       padding=(pad, 0, 0),
                                        count_include_pad=True).squeeze(1)
             scale = window_mean * self.alpha + self.k
         else:

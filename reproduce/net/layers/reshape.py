@@ -6,6 +6,9 @@ from the element count; axes outside the replaced range are kept. ``axis`` may b
 """
 from __future__ import annotations
 
+import torch
+
+from ..plain import plain
 from .base import CaffeLayer, count
 from .registry import register
 
@@ -59,4 +62,13 @@ class Reshape(CaffeLayer):
         return [tuple(top)]
 
     def forward(self, x):
+        if plain():  # copied axes and the -1 left to torch: sizes stay symbolic
+            p = self.layer_param.reshape_param
+            shape, ndim = list(x.shape), x.dim()
+            start = p.axis if p.axis >= 0 else ndim + p.axis + 1
+            end = ndim if p.num_axes == -1 else start + p.num_axes
+            middle = [shape[start + i] if d == 0 else d for i, d in enumerate(self.dims)]
+            # from a contiguous copy: whether a view would do is a question of sizes being 1
+            x = x.clone(memory_format=torch.contiguous_format)
+            return (x.reshape(shape[:start] + middle + shape[end:]),)
         return (x.reshape(self.top_shapes([tuple(x.shape)])[0]),)

@@ -5,6 +5,7 @@ axis is split into equal parts, which must divide it exactly. One top passes thr
 """
 from __future__ import annotations
 
+from ..plain import plain
 from .base import CaffeLayer
 from .concat import legacy_axis
 from .registry import register
@@ -48,4 +49,13 @@ class Slice(CaffeLayer):
     def forward(self, x):
         if self.num_tops == 1:
             return (x,)
+        if plain():  # cut positions as slices: the last part's size stays symbolic
+            length = x.shape[self.axis]
+            if self.points:
+                bounds = [0, *self.points, length]
+            else:
+                part = length // self.num_tops
+                bounds = [i * part for i in range(self.num_tops + 1)]
+            lead = (slice(None),) * self.axis
+            return tuple(x[lead + (slice(a, b),)] for a, b in zip(bounds, bounds[1:]))
         return tuple(x.split(self._sizes(x.shape[self.axis]), dim=self.axis))
