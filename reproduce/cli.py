@@ -26,6 +26,7 @@ COMMANDS = {
     "weights": ("reproduce.commands.weights", "download, check and convert the official caffemodels"),
     "data": ("reproduce.commands.data", "download, extract and check the release's datasets (SBD, VOC, NYUDv2, …)"),
     "demo": ("reproduce.commands.demo", "the whole pipeline at small scale on generated data"),
+    "pycaffe": ("reproduce.commands.pycaffe", "pycaffe on PyTorch: --path prints the folder that makes `import caffe` this port"),
 }
 
 
@@ -45,7 +46,7 @@ USER_ERRORS = (
     "reproduce.solver.errors:SolverConfigError", "reproduce.solver.errors:NonFiniteLossError",
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
     "reproduce.data.fetch:DataFetchError", "reproduce.training.lock:RunDirBusy",
-    "reproduce.export:ExportError",
+    "reproduce.export:ExportError", "reproduce.pycaffe.layer:PythonLayerError",
 )
 
 

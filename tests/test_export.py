@@ -260,8 +260,8 @@ def test_every_layer_type_exports_or_is_left_out(tmp_path):
     param = parse(ZOO, "NetParameter")
     used = {layer.type for layer in param.layer}
     # InnerProduct has its own test; a Python layer is a data layer (an input) or a
-    # user's registered port (its own code)
-    assert set(registered_types()) - used == {"InnerProduct", "Python"}
+    # user's registered port (its own code); DummyData is a data source, refused below
+    assert set(registered_types()) - used == {"InnerProduct", "Python", "DummyData"}
     net = randomize(Net(param))
     graph = export.DeployGraph(net)
     assert graph.inputs == ["data"] and graph.outputs == ZOO_OUTPUTS  # label only fed the loss
@@ -408,3 +408,14 @@ def test_torch_export_straight_on_the_module_is_exact_at_other_sizes(golden):
         with torch.no_grad():
             got = program.module()(torch.from_numpy(reference["blob/data"])).numpy()
         assert relative_error(got, reference["blob/score"]) <= TOLERANCE, size
+
+
+def test_a_dummy_data_source_is_refused():
+    from reproduce.caffe.text import parse
+
+    param = parse("""name: "d"
+        layer { name: "data" type: "DummyData" top: "data"
+                dummy_data_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
+        layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }""", "NetParameter")
+    with pytest.raises(export.ExportError, match="DummyData source"):
+        export.DeployGraph(Net(param))

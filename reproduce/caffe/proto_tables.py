@@ -64,6 +64,15 @@ BlobProto
 BlobProtoVector
   1 blobs repeated BlobProto
 
+Datum
+  1 channels int32
+  2 height int32
+  3 width int32
+  4 data bytes
+  5 label int32
+  6 float_data repeated float
+  7 encoded bool = false
+
 FillerParameter
   1 type string = constant
   2 value float = 0

@@ -64,8 +64,8 @@ def _preprocessing(args: argparse.Namespace):
     """The mean the net's data layer subtracted and the head to label by (SIFT Flow: semantic)."""
     from reproduce.evaluation.infer import INFER_MEAN_BGR
 
-    if args.prototxt is not None:
-        return INFER_MEAN_BGR, None
+    if args.prototxt is not None:   # a deploy prototxt of the release: VOC mean, "score" blob
+        return INFER_MEAN_BGR, "score"
     from reproduce.models import MODELS, dataset_of
 
     if args.net not in MODELS:

@@ -17,12 +17,20 @@ their channel counts: ``top_channels(module, layer, top_names)`` answers from a 
 falling back to the top's name (``data``/``color``/``hha`` 3 channels, ``label``/``sem``/
 ``geo``/``depth`` 1) and then to position (first top 3 channels, the rest 1).
 
+The one exception is ``reproduce.pycaffe`` (pycaffe on PyTorch, ``import caffe``): a net
+built there, inside ``python_layer_factory(factory)``, gets every ``Python`` layer from
+``factory`` — which imports ``python_param.module`` from ``sys.path`` as Caffe does, because
+the caller of that API asked for it. Nothing else sets a factory, so the project's own
+commands and ``reproduce.net.Net`` keep refusing to import code named in a net.
+
 ``PLACEHOLDER_SIZE`` is the H×W assumed for them while the net is built; any H×W may be fed
 at run time (for nets without a layer like InnerProduct that fixes the size).
 """
 from __future__ import annotations
 
-from typing import Sequence
+import contextlib
+import contextvars
+from typing import Callable, Iterator, Sequence
 
 PLACEHOLDER_SIZE = (500, 500)
 
@@ -78,3 +86,24 @@ def register_python_layer(module: str, layer: str):
 def ported_layer(module: str, layer: str) -> type | None:
     """The class registered for Python layer ``module.layer``, or None."""
     return _PORTED_LAYERS.get((module, layer))
+
+
+# the factory of the net being built under python_layer_factory (reproduce.pycaffe only)
+_FACTORY: contextvars.ContextVar[Callable | None] = contextvars.ContextVar(
+    "python_layer_factory", default=None)
+
+
+@contextlib.contextmanager
+def python_layer_factory(factory: Callable) -> Iterator[None]:
+    """Within this block, nets build each ``Python`` layer as
+    ``factory(layer_param, bottom_shapes, generator)`` (see the module docstring)."""
+    token = _FACTORY.set(factory)
+    try:
+        yield
+    finally:
+        _FACTORY.reset(token)
+
+
+def active_python_layer_factory() -> Callable | None:
+    """The factory set by the enclosing ``python_layer_factory`` block, or None."""
+    return _FACTORY.get()

@@ -3,8 +3,8 @@
 Importing this package registers every layer; ``layer_class(type, layer_name)`` finds one.
 """
 from . import (accuracy, batch_norm, bias, concat, convolution, crop, deconvolution, dropout,
-               eltwise, flatten, inner_product, input, lrn, pooling, power, relu, reshape,
-               scale, sigmoid, silence, slice, softmax, softmax_loss, split, tanh)
+               dummy_data, eltwise, flatten, inner_product, input, lrn, pooling, power, relu,
+               reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split, tanh)
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 

@@ -45,7 +45,11 @@ class Input(DataProvider):
 
 @register("Python")
 def python_layer(layer_param, bottom_shapes, generator=None) -> CaffeLayer:
-    """A ``Python`` layer: its registered port, or a data layer (module docstring)."""
+    """A ``Python`` layer: what ``reproduce.pycaffe`` builds for it while it builds a net,
+    else its registered port, or a data layer (module docstring)."""
+    factory = python_layers.active_python_layer_factory()
+    if factory is not None:  # reproduce.pycaffe, which imports the layer's module itself
+        return factory(layer_param, bottom_shapes, generator)
     p = layer_param.python_param
     ported = python_layers.ported_layer(p.module, p.layer)
     if ported is not None:
