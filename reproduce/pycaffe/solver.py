@@ -97,12 +97,9 @@ class _Engine(_engine_module.SGDSolver):
         super().__init__(param, device=device)
 
     def _build_net(self, net_param: Message, phase_and_rule):
-        default_phase, rule = phase_and_rule
-        own = net_param.state
-        phase = rule.phase if rule is not None and rule.has("phase") else (
-            own.phase if own.has("phase") else default_phase)
-        level = rule.level if rule is not None and rule.has("level") else own.level
-        stages = list(rule.stage) if rule is not None else []
+        from reproduce.solver.solver import merged_net_state
+
+        phase, level, stages = merged_net_state(net_param, phase_and_rule)
         net = Net(net_param, phase, level=level, stages=stages, generator=self.generator,
                   device=self.device)
         return _EngineNet(net)

@@ -135,12 +135,7 @@ class SGDSolver:
         """A Net in the NetState Caffe merges: the default phase, the net's state, the rule."""
         from reproduce.net import Net
 
-        default_phase, rule = phase_and_rule
-        own = net_param.state
-        phase = rule.phase if rule is not None and rule.has("phase") else (
-            own.phase if own.has("phase") else default_phase)
-        level = rule.level if rule is not None and rule.has("level") else own.level
-        stages = list(rule.stage) if rule is not None else []
+        phase, level, stages = merged_net_state(net_param, phase_and_rule)
         net = Net(net_param, phase=phase, level=level, stages=stages, generator=self.generator)
         return net.to(self.device)
 
@@ -596,3 +591,15 @@ def _progress_bar(total: int):
     from tqdm import tqdm
 
     return tqdm(total=total, desc="train", unit="it", dynamic_ncols=True)
+
+
+def merged_net_state(net_param: Message, phase_and_rule: tuple[str, Message | None]):
+    """``(phase, level, stages)`` as Caffe's solver merges them: the rule's (``train_state`` /
+    ``test_state``) where it sets them, else the net's own ``state``, else the default phase."""
+    default_phase, rule = phase_and_rule
+    own = net_param.state
+    phase = rule.phase if rule is not None and rule.has("phase") else (
+        own.phase if own.has("phase") else default_phase)
+    level = rule.level if rule is not None and rule.has("level") else own.level
+    stages = list(rule.stage) if rule is not None else []
+    return phase, level, stages
