@@ -91,6 +91,9 @@ def run(args: argparse.Namespace) -> int:
         limit=args.limit, progress=not args.quiet, save_dir=args.save_dir,
         experiments=EXPERIMENTS if paper else (),
         log=lambda line: print(line, file=sys.stderr, flush=True) if world.is_root else None)
+    from reproduce.training.distributed import destroy_process_group
+
+    destroy_process_group(world)   # the scoring's collectives are done on every rank
     if not world.is_root:  # every rank scored its shard; rank 0 holds the all-reduced totals
         return report.exit_status
     print(V.format_table(report))

@@ -82,6 +82,20 @@ def init_process_group(world: World, device: torch.device) -> None:
     dist.init_process_group(backend=backend, rank=world.rank, world_size=world.size)
 
 
+def destroy_process_group(world: World) -> None:
+    """Leave the process group once every rank is done with it (a no-op for one process).
+
+    Without it, the group is torn down by the interpreter's exit, while the other rank may
+    already have closed its end: gloo's worker then dies in ``std::terminate`` ("terminate
+    called without an active exception", SIGABRT) and torchrun reports the run as failed.
+    """
+    import torch.distributed as dist
+
+    if world.distributed and dist.is_initialized():
+        dist.barrier()
+        dist.destroy_process_group()
+
+
 def broadcast_parameters(net, src: int = 0) -> None:
     """Caffe's ``NCCL::Broadcast``: every rank takes rank ``src``'s parameter values."""
     import torch.distributed as dist

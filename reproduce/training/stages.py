@@ -610,7 +610,7 @@ def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, f
         _write_final(solver, opts, run_dir, paths, max_iter, last_test,
                      time.perf_counter() - started, resumed_from, world.size)
         say(f"stage {opts.model} done: {max_iter} iterations → {final}")
-    _barrier(world)
+    distributed.destroy_process_group(world)   # every rank done: leave the group before exit
     return StageResult(opts.model, run_dir, max_iter, final, resumed_from=resumed_from, last_test=last_test)
 
 
