@@ -59,17 +59,18 @@ CONFIGS = {
 }
 
 
-def build(split: str, layout: str = "auto", constant_band: bool = True):
+def random_fcn_weights(params, seed: int = 0) -> None:
+    """Fill an FCN's parameters in place (``{layer: [tensor, …]}``): He-scaled normal weights,
+    N(0, 0.1²) biases, bilinear kernels on the ``upscore*`` deconvolutions — the weights every
+    forward benchmark times (the values do not change the cost; the bilinear kernels keep
+    the outputs finite)."""
     import torch
 
-    from reproduce.models import net_param
-    from reproduce.net import Net
     from reproduce.weights.surgery import upsample_filt
 
-    net = Net(net_param("fcn8s", split, num_classes=21, widths="full"), phase="test" if split == "deploy" else "train")
-    gen = torch.Generator().manual_seed(0)
+    gen = torch.Generator().manual_seed(seed)
     with torch.no_grad():
-        for name, blobs in net.params.items():
+        for name, blobs in params.items():
             weight = blobs[0]
             if name.startswith("upscore"):
                 weight.zero_()
@@ -81,6 +82,14 @@ def build(split: str, layout: str = "auto", constant_band: bool = True):
             weight.copy_(torch.randn(weight.shape, generator=gen) * (2.0 / fan_in) ** 0.5)
             for bias in blobs[1:]:
                 bias.copy_(torch.randn(bias.shape, generator=gen) * 0.1)
+
+
+def build(split: str, layout: str = "auto", constant_band: bool = True):
+    from reproduce.models import net_param
+    from reproduce.net import Net
+
+    net = Net(net_param("fcn8s", split, num_classes=21, widths="full"), phase="test" if split == "deploy" else "train")
+    random_fcn_weights(net.params)
     net.use_channels_last({"auto": None, "nchw": False, "channels_last": True}[layout])
     net.use_constant_band(constant_band)
     return net

@@ -39,30 +39,16 @@ TARGET_RATIO = 1.05
 
 
 def build(size: int):
-    import torch
-
     import reproduce.pycaffe as caffe
+    from bench_forward import random_fcn_weights
     from reproduce.models import net_param
-    from reproduce.weights.surgery import upsample_filt
 
     param = net_param("fcn8s", "deploy", num_classes=21, widths="full")
     for layer in param.layer:
         if layer.type == "Input":
             layer.input_param.shape[0].dim = [1, 3, size, size]
     net = caffe.Net(param, caffe.TEST)
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, blobs in net.net.params.items():
-            weight = blobs[0]
-            if name.startswith("upscore"):
-                weight.zero_()
-                k = weight.shape[-1]
-                for c in range(weight.shape[0]):
-                    weight[c, c] = torch.from_numpy(upsample_filt(k))
-                continue
-            weight.copy_(torch.randn(weight.shape, generator=gen) * (2.0 / weight[0].numel()) ** 0.5)
-            for bias in blobs[1:]:
-                bias.copy_(torch.randn(bias.shape, generator=gen) * 0.1)
+    random_fcn_weights(net.net.params)   # the same weights as bench_forward's
     return net
 
 
