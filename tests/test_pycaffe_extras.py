@@ -221,6 +221,11 @@ def test_detector_refuses_bad_windows_and_missing_selective_search(tiny, tmp_pat
         det.detect_windows([])
     with pytest.raises(ValueError, match="under half the input width"):
         det.configure_crop(3)
+    wide = tmp_path / "wide.prototxt"
+    wide.write_text(TINY_NET.replace("dim: 6 dim: 6", "dim: 6 dim: 7"))
+    caffe.Net(str(wide), caffe.TEST).save(str(tmp_path / "wide.caffemodel"))
+    with pytest.raises(ValueError, match="square net input"):
+        caffe.Detector(str(wide), str(tmp_path / "wide.caffemodel"), context_pad=1)
     monkeypatch.setitem(sys.modules, "selective_search_ijcv_with_python", None)
     with pytest.raises(ImportError, match="selective_search_ijcv_with_python"):
         det.detect_selective_search([str(tmp_path / "x.png")])

@@ -34,9 +34,9 @@ Where it differs: ``images_windows`` is read into a list first, so a one-shot it
 ``zip`` pycaffe itself passes from ``detect_selective_search``, empty on the second pass under
 Python 3) gives its detections. Stricter than pycaffe (which would fail later in numpy or
 crop silently wrong): no windows at all, a window that is not four whole numbers, a negative
-coordinate without ``context_pad``, an empty crop, a ``context_pad`` of half the input or more,
-and an image whose channel count is not the input's, are each one ``ValueError`` naming the
-image and window.
+coordinate without ``context_pad``, an empty crop, a ``context_pad`` of half the input or more
+or on a non-square input, and an image whose channel count is not the input's, are each one
+``ValueError`` naming the image and window.
 """
 from __future__ import annotations
 
@@ -177,6 +177,10 @@ class Detector(Net):
         self.crop_dims = np.array(self.blobs[in_].data.shape[1:])[inv_tpose]
         if context_pad:
             crop_size = self.blobs[in_].width
+            if self.blobs[in_].height != crop_size:
+                raise ValueError(f"Detector context_pad needs a square net input (pycaffe sizes "
+                                 f"the context from its width), {in_} is "
+                                 f"{self.blobs[in_].height}x{crop_size}")
             if not 0 < 2 * context_pad < crop_size:
                 raise ValueError(f"Detector context_pad {context_pad!r} must be positive and "
                                  f"under half the input width {crop_size}")
