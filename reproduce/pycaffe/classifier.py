@@ -17,8 +17,8 @@ What it mirrors of pycaffe:
 
 Where it is stricter than pycaffe (which would fail later inside numpy, or crop silently
 wrong): an empty ``inputs``, an image that is not H×W×K, images with differing channel
-counts, images whose channel count is not the input's, an ``image_dims`` that is not two sizes, or one smaller than the net's input crop, are
-each one ``ValueError`` saying so.
+counts, images whose channel count is not the input's, an ``image_dims`` that is not two
+sizes, or one smaller than the net's input crop, are each one ``ValueError`` saying so.
 """
 from __future__ import annotations
 

@@ -142,7 +142,8 @@ def _check_arguments(caffe_net, rankdir, phase) -> None:
 
 
 def _in_phase(layer, phase: int) -> bool:
-    """pycaffe's rule: no include rule → in; any include of ``phase`` → in; any exclude of it → out."""
+    """pycaffe's rule: no include rule → in; an include of ``phase`` → in; an exclude of it → out
+    (a rule without a phase reads as TRAIN, protobuf's default, as in pycaffe)."""
     if len(layer.include) > 0 and len(layer.exclude) > 0:
         raise ValueError("layer " + layer.name + " has both include and exclude specified.")
     included = len(layer.include) == 0
