@@ -5,7 +5,8 @@ The API legacy Caffe scripts use, with Caffe's behaviour, over this project's Ca
 ``Net`` and solvers: ``Net``, ``SGDSolver`` and the other solvers, ``get_solver``, ``Layer``
 (Python layers, run from their numpy code), ``TRAIN``/``TEST``, ``set_mode_cpu``/
 ``set_mode_gpu``/``set_device``, ``set_random_seed``, ``layer_type_list``, ``io``,
-``proto.caffe_pb2``, ``NetSpec``/``layers``/``params``/``to_proto``, ``coord_map``. Each module
+``proto.caffe_pb2``, ``NetSpec``/``layers``/``params``/``to_proto``, ``coord_map``,
+``Classifier``, ``Detector`` (and ``caffe.draw``, imported by name as in pycaffe). Each module
 says which pycaffe or Caffe behaviour it mirrors: ``blob``, ``net``, ``layer``, ``solver``,
 ``io``, ``proto``, ``net_spec``, ``coord_map``, ``mode``.
 
@@ -18,6 +19,8 @@ from __future__ import annotations
 from . import io, proto
 from .proto import caffe_pb2, text_format
 from .blob import Blob
+from .classifier import Classifier
+from .detector import Detector
 from .coord_map import crop
 from .layer import TEST, TRAIN, Layer
 from .mode import (set_device, set_mode_cpu, set_mode_gpu, set_random_seed, solver_count,
@@ -53,7 +56,8 @@ def has_nccl() -> bool:
     return False
 
 
-__all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "Layer", "Net", "NesterovSolver",
+__all__ = ["AdaDeltaSolver", "AdaGradSolver", "AdamSolver", "Blob", "Classifier", "Detector",
+           "Layer", "Net", "NesterovSolver",
            "NetSpec", "RMSPropSolver", "SGDSolver", "TEST", "TRAIN", "caffe_pb2", "crop",
            "get_solver", "has_nccl", "init_log", "io", "layer_type_list", "layers", "log",
            "params", "proto", "set_device", "set_mode_cpu", "set_mode_gpu", "set_random_seed",

@@ -2,7 +2,8 @@
 
 ``python -m reproduce pycaffe --path`` prints the folder holding this package; put it on
 ``PYTHONPATH`` and an unmodified ``import caffe`` (``caffe.io``, ``caffe.proto.caffe_pb2``,
-``caffe.net_spec``, ``caffe.coord_map``, ``from caffe import layers as L, params as P``) is this
+``caffe.net_spec``, ``caffe.coord_map``, ``caffe.classifier``, ``caffe.detector``,
+``caffe.draw``, ``from caffe import layers as L, params as P``) is this
 project's port. It shadows a real Caffe installed elsewhere on the path.
 
 Importing it sends the solver's Caffe-style log lines to stderr, as glog does under pycaffe.
@@ -19,7 +20,10 @@ except ImportError:   # the shim folder on PYTHONPATH, the project not installed
     sys.path.insert(0, str(Path(__file__).resolve().parents[4]))
 
 import reproduce.pycaffe as _pycaffe
+from reproduce.pycaffe import classifier as _classifier
 from reproduce.pycaffe import coord_map as _coord_map
+from reproduce.pycaffe import detector as _detector
+from reproduce.pycaffe import draw as _draw
 from reproduce.pycaffe import io as _io
 from reproduce.pycaffe import net_spec as _net_spec
 from reproduce.pycaffe import proto as _proto
@@ -38,6 +42,9 @@ sys.modules.update({
     "caffe.proto.text_format": _text_format,
     "caffe.net_spec": _net_spec,
     "caffe.coord_map": _coord_map,
+    "caffe.classifier": _classifier,
+    "caffe.detector": _detector,
+    "caffe.draw": _draw,
     "caffe.pycaffe": _pycaffe,
     "caffe._caffe": _pycaffe,
 })
