@@ -13,9 +13,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
-import shutil
 import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
