@@ -65,7 +65,9 @@ def release(tmp_path_factory):
         "VOCtrainval_25-May-2011.tar": _tar([(src / "pascal" / "VOC2011", "TrainVal/VOCdevkit/VOC2011")], "w",
                                             skip=("seg11valid.txt",)),
         "data/pascal/seg11valid.txt": ("\n".join(synth.val_ids) + "\n").encode(),
-        "nyud.tar.gz": _tar([(src / "nyud" / "data", "nyud/data"),
+        # as the release's: no data/hha (data fetch nyud computes it from data/depth)
+        "nyud.tar.gz": _tar([(src / "nyud" / "data" / "images", "nyud/data/images"),
+                             (src / "nyud" / "data" / "depth", "nyud/data/depth"),
                              (src / "nyud" / "segmentation", "nyud/segmentation")], "w:gz"),
         "VOCtrainval_03-May-2010.tar": _tar([(src / "pascal" / "VOC2010", "VOCdevkit/VOC2010")], "w"),
         "59_labels.txt": (src / "pascal-context" / "59_labels.txt").read_bytes(),
@@ -186,6 +188,7 @@ def test_other_datasets_from_a_local_folder(facts, tmp_path, capsys):
     rc, out, err = _fetch(capsys, data, "nyud", "siftflow", "pascalcontext", "--from", str(mirror))
     assert rc == 0, err
     assert "nyud/trainval.txt: written as nyud/train.txt + nyud/val.txt (3 ids)" in out
+    assert "nyud: data/hha: computed 5 HHA image(s)" in out and "nyud/data/hha: 5 of 5 HHA images" in out
     nyud = NYUDSegmentation(data / "nyud", "trainval", tops=("color", "depth", "hha", "label"))
     assert len(nyud) == 3 and nyud[2][3].shape[0] == 1
     sift = SIFTFlowSegmentation(data / "sift-flow", "test")

@@ -8,7 +8,10 @@ into the layout the release's data layers read (``<dir>/sbdd/dataset``, ``<dir>/
 ``<dir>/nyud``, ``<dir>/sift-flow``, ``<dir>/pascal-context``), then checks them.
 ``data check [NAME …]`` counts each split against the release's figures and names what is
 missing and the command that gets it. Datasets: sbd, voc2011, nyud, siftflow, pascalcontext.
-Exit status 1 when anything failed or is missing.
+NYUDv2's HHA images are in no archive of the release: ``data fetch nyud`` computes them from
+``<dir>/nyud/data/depth`` with Gupta et al.'s encoding (``reproduce.data.hha``) for every id of
+the split lists lacking one, and ``data hha`` does only that (resumable; existing files,
+e.g. Gupta's own HHA PNGs, are kept). Exit status 1 when anything failed or is missing.
 """
 from __future__ import annotations
 
@@ -28,6 +31,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
     fetch.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
     fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
+    hha = sub.add_parser("hha", help="compute NYUDv2's HHA images (Gupta et al.) from its depth PNGs where missing")
+    hha.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
+    hha.add_argument("--no-progress", action="store_true", help="no progress bar")
     check = sub.add_parser("check", help="count what is there and name what is missing")
     check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
     check.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
@@ -39,6 +45,11 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check":
         releases = fetch.select(args.names) if args.names else list(fetch.datasets().values())
         return _check(releases, args.dir)
+    if args.action == "hha":
+        nyud = fetch.select(["nyud"])
+        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.no_progress):
+            print(f"nyud: {line}", flush=True)
+        return _check(nyud, args.dir)
     releases = fetch.select(args.names)
     source = args.source
     if source and not fetch._is_url(source) and not Path(source).is_dir():

@@ -22,6 +22,11 @@ For each file of a dataset, in order:
    release's layout is there, and only then move each member into place (``os.replace``), so
    no half-extracted tree is ever left where the loaders look.
 
+Then the split lists that are unions of others (``joins``) are written, and files no archive
+of the release holds are computed from the extracted ones (``derived``: NYUDv2's HHA images,
+``reproduce.data.hha``), for each id of the split lists that lacks one; files already there
+are never overwritten.
+
 Every failure is a ``DataFetchError`` (or the download's ``DownloadError``) whose message is
 one line naming the file and what is wrong.
 """
@@ -41,8 +46,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
-__all__ = ["Archive", "SplitCount", "DatasetRelease", "DataFetchError", "RELEASE_RAW", "LOCK_FILE",
-           "release_file", "datasets", "select", "fetch_dataset", "check_dataset", "CheckReport"]
+__all__ = ["Archive", "SplitCount", "Derived", "DatasetRelease", "DataFetchError", "RELEASE_RAW", "LOCK_FILE",
+           "release_file", "datasets", "select", "fetch_dataset", "make_derived", "check_dataset", "CheckReport"]
 
 LOCK_FILE = "datasets.lock.json"
 ARCHIVES = "archives"
@@ -97,6 +102,27 @@ class SplitCount:
 
 
 @dataclass(frozen=True)
+class Derived:
+    """Files the release's layers read that no archive holds, computed from the extracted ones.
+
+    ``template`` (under the data dir, with ``{id}``) for each id of the ``split_lists`` there
+    (their union); ``make`` names ``module:function``, called as ``function(data_dir, ids,
+    progress)`` and yielding report lines, which writes the missing ones; ``command`` (with
+    ``{dir}``) is the command that makes them alone.
+    """
+
+    what: str
+    template: str
+    split_lists: tuple[str, ...]
+    make: str
+    command: str
+
+    def ids(self, data_dir: Path) -> list[str]:
+        lists = [data_dir / s for s in self.split_lists if (data_dir / s).is_file()]
+        return list(dict.fromkeys(i for path in lists for i in path.read_text().split()))
+
+
+@dataclass(frozen=True)
 class DatasetRelease:
     """What the release says about one dataset: its files, its splits, what must be there."""
 
@@ -107,6 +133,7 @@ class DatasetRelease:
     required: tuple[str, ...] = ()
     # split lists the loaders read that are the union of others, written when absent
     joins: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    derived: tuple[Derived, ...] = ()
     note: str = ""
 
 
@@ -159,6 +186,20 @@ def fetch_dataset(release: DatasetRelease, data_dir: str | os.PathLike, source: 
         ids = [line for s in sources for line in (data_dir / s).read_text().splitlines()]
         _write_atomic(target, "\n".join(ids) + "\n")
         yield f"{dest}: written as {' + '.join(sources)} ({len(ids):,} ids)"
+    yield from make_derived(release, data_dir, progress=progress)
+
+
+def make_derived(release: DatasetRelease, data_dir: str | os.PathLike, *, progress: bool = True):
+    """Compute ``release``'s derived files where missing (see ``Derived``); yields report lines."""
+    data_dir = Path(data_dir)
+    for derived in release.derived:
+        ids = derived.ids(data_dir)
+        if not ids:
+            raise DataFetchError(f"{data_dir}: none of the split lists {', '.join(derived.split_lists)} is "
+                                 f"there to list the ids whose {derived.what} to make; run python -m "
+                                 f"reproduce data fetch {release.name} --dir {data_dir} first")
+        module, function = derived.make.split(":")
+        yield from getattr(importlib.import_module(module), function)(data_dir, ids, progress)
 
 
 def _lockfile():
@@ -393,5 +434,18 @@ def check_dataset(release: DatasetRelease, data_dir: str | os.PathLike) -> Check
             report.missing.append(f"{list_path} lists {len(ids):,} ids, the release {split.count:,}")
         else:
             line += ", every file present"
+        report.lines.append(line)
+    for derived in release.derived:
+        ids = derived.ids(data_dir)
+        if not ids:  # no split list: reported above
+            continue
+        lacking = [data_dir / derived.template.format(id=i) for i in ids
+                   if not (data_dir / derived.template.format(id=i)).is_file()]
+        folder = PurePosixPath(derived.template).parent
+        line = f"{folder}: {len(ids) - len(lacking):,} of {len(ids):,} {derived.what}"
+        if lacking:
+            line += f" (first missing: {lacking[0]})"
+            report.missing.append(f"{len(lacking):,} of {len(ids):,} {derived.what} missing, first {lacking[0]}; "
+                                  f"make them with: {derived.command.format(dir=data_dir)}")
         report.lines.append(line)
     return report

@@ -14,13 +14,15 @@ import numpy as np
 from .base import SplitDataset
 from .preprocess import load_caffe_image, open_image_array, read_mat_variable
 
-from .fetch import Archive, DatasetRelease, SplitCount, release_file
+from .fetch import Archive, DatasetRelease, Derived, SplitCount, release_file
 
 # The release's data facts (``python -m reproduce data fetch nyud``): nyud.tar.gz, the release's
-# own packing of NYUDv2 for its data layer (data/images, data/depth, data/hha, segmentation and
-# the split lists under a top folder nyud/, or at the archive's root), becomes nyud_dir. The
-# release's split lists (data/nyud/: train 381, val 414, test 654 ids) are placed where the
-# archive has none; trainval.txt, the split the nets train on, is train + val (795) when absent.
+# own packing of NYUDv2 for its data layer (data/images, data/depth, segmentation under a top
+# folder nyud/, or at the archive's root), becomes nyud_dir. The release's split lists
+# (data/nyud/: train 381, val 414, test 654 ids) are placed where the archive has none;
+# trainval.txt, the split the nets train on, is train + val (795) when absent. The HHA images
+# the HHA nets read (data/hha) are in no archive the release names: they are computed from
+# data/depth with Gupta et al.'s encoding (reproduce.data.hha) for every id lacking one.
 _NYUD_SAMPLE = ("nyud/data/images/img_{id}.png", "nyud/data/depth/img_{id}.png", "nyud/segmentation/img_{id}.mat")
 NYUD_RELEASE = DatasetRelease(
     "nyud", "NYUDv2, the 40-class task of Gupta et al., in the release's format",
@@ -31,7 +33,12 @@ NYUD_RELEASE = DatasetRelease(
            release_file("data/nyud/test.txt", "ea2a0e505c795dfe044f047e0f508b12e1453fad", "nyud/test.txt")),
     splits=(SplitCount("nyud/trainval.txt", 795, _NYUD_SAMPLE), SplitCount("nyud/test.txt", 654, _NYUD_SAMPLE)),
     joins=(("nyud/trainval.txt", ("nyud/train.txt", "nyud/val.txt")),),
-    note="HHA images (data/hha) come from Gupta et al.'s data.tgz and are not counted")
+    derived=(Derived("HHA images", "nyud/data/hha/img_{id}.png",
+                     ("nyud/train.txt", "nyud/val.txt", "nyud/trainval.txt", "nyud/test.txt"),
+                     "reproduce.data.hha:derive_nyud_hha", "python -m reproduce data hha --dir {dir}"),),
+    note="HHA images (data/hha) are in no archive of the release: computed from data/depth with Gupta "
+         "et al.'s encoding, mask depth == 0 (not byte-identical to Gupta's, whose mask is the raw depth's "
+         "holes); ones already there (e.g. Gupta's own) are kept")
 
 NYUD_MEAN_BGR = np.array((116.190, 97.203, 92.318), dtype=np.float32)
 NYUD_MEAN_HHA = np.array((132.431, 94.076, 118.477), dtype=np.float32)
