@@ -1,10 +1,15 @@
 """pycaffe's net as Caffe builds it (``reproduce.pycaffe``): the split layers ``Net::Init``
 inserts, listed and run as Caffe runs them; which parameters get a diff under
-``force_backward`` (``set_param_propagate_down``); the MemoryData layer and
+``force_backward`` (``set_param_propagate_down``); ``google.protobuf.text_format`` on
+``caffe_pb2`` messages after ``import caffe``; the MemoryData layer and
 ``Net.set_input_arrays``.
 """
 from __future__ import annotations
 
+import io
+import os
+import subprocess
+import sys
 import textwrap
 from pathlib import Path
 
@@ -13,7 +18,7 @@ import pytest
 import torch
 
 import reproduce.pycaffe as caffe
-from conftest import VOC_NETS
+from conftest import PROJECT_ROOT, VOC_NETS
 from reproduce.caffe import wire
 from reproduce.net import Net as ReproNet
 from reproduce.net.net import NetError
@@ -275,6 +280,133 @@ def test_a_sharer_with_its_own_lr_mult_computes_into_the_shared_diff(tmp_path):
     ((torch.tensor(y) @ w.T) ** 2).sum().backward()       # b's term only
     np.testing.assert_allclose(net.params["b"][0].diff, w.grad.numpy(), rtol=1e-5, atol=1e-6)
     assert np.shares_memory(net.params["a"][0].diff, net.params["b"][0].diff)
+
+
+# ------------------------------------------------------------------------------ text_format
+def _run_with_shim(code: str, tmp_path: Path) -> subprocess.CompletedProcess:
+    from reproduce.commands.pycaffe import shim_path
+
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(shim_path()), str(PROJECT_ROOT)]))
+    return subprocess.run([sys.executable, "-c", textwrap.dedent(code)], env=env, cwd=str(tmp_path),
+                          capture_output=True, text=True, timeout=120)
+
+
+TEXT_FORMAT_SCRIPT = r'''
+import io
+from google.protobuf import text_format as early        # held from before import caffe
+originals = {n: getattr(early, n) for n in ("Merge", "Parse", "MessageToString", "PrintMessage")}
+import caffe
+from caffe.proto import caffe_pb2
+from google.protobuf import text_format, descriptor_pb2
+assert text_format is early
+
+net = caffe_pb2.NetParameter()
+text_format.Merge(open("net.prototxt").read(), net)
+assert net.name == "x" and net.layer[0].type == "ReLU" and list(net.layer[0].bottom) == ["b"]
+solver = text_format.Parse("base_lr: 0.01 lr_policy: 'step' stepsize: 5", caffe_pb2.SolverParameter())
+assert solver.stepsize == 5 and abs(solver.base_lr - 0.01) < 1e-9
+again = caffe_pb2.NetParameter()
+text_format.Merge(text_format.MessageToString(net), again)
+assert again == net
+out = io.StringIO()
+text_format.PrintMessage(net, out)
+assert out.getvalue() == text_format.MessageToString(net) == str(net)
+assert text_format.MessageToBytes(net) == str(net).encode()
+merged = text_format.MergeLines(open("net.prototxt").readlines(), caffe_pb2.NetParameter())
+assert merged == net
+
+# the layout protobuf prints, for a real message of the same structure
+real = descriptor_pb2.FileDescriptorProto(name="x")
+real.message_type.add(name="a", reserved_name=["b", "b"])
+same = caffe_pb2.NetParameter(name="x")
+same.layer.add(name="a", bottom=["b", "b"])
+def as_caffe(s):
+    return s.replace("message_type", "layer").replace("reserved_name", "bottom")
+for options in ({}, {"as_one_line": True}, {"indent": 3}):
+    assert as_caffe(text_format.MessageToString(real, **options)) == \
+        text_format.MessageToString(same, **options), options
+for options in ({}, {"as_one_line": True}):
+    a, b = io.StringIO(), io.StringIO()
+    text_format.PrintMessage(real, a, **options)
+    text_format.PrintMessage(same, b, **options)
+    assert as_caffe(a.getvalue()) == b.getvalue(), options
+
+# protobuf's own messages: its functions, unchanged
+for name in ("Merge", "Parse"):
+    mine, theirs = descriptor_pb2.FileDescriptorProto(), descriptor_pb2.FileDescriptorProto()
+    getattr(text_format, name)('name: "f" package: "p"', mine)
+    originals[name]('name: "f" package: "p"', theirs)
+    assert mine == theirs and mine.package == "p"
+assert text_format.MessageToString(real) == originals["MessageToString"](real)
+assert getattr(text_format.Merge, "_caffe_pb2_original") is originals["Merge"]
+try:
+    text_format.Merge("name: 'f' bogus: 1", descriptor_pb2.FileDescriptorProto())
+except text_format.ParseError as err:
+    assert "bogus" in str(err)
+else:
+    raise AssertionError("protobuf accepted an unknown field")
+
+# the project's errors: protobuf's ParseError too, naming line and column
+from reproduce.caffe.errors import CaffeFormatError
+try:
+    text_format.Merge('name: "x"\nbogus: 1', caffe_pb2.NetParameter())
+except text_format.ParseError as err:
+    assert isinstance(err, CaffeFormatError) and ":2:" in str(err), err
+else:
+    raise AssertionError("no parse error")
+for call in (lambda: text_format.MessageToString(net, pointy_brackets=True),
+             lambda: text_format.Merge("name: 'y'", caffe_pb2.NetParameter(), allow_unknown_field=True)):
+    try:
+        call()
+    except ValueError as err:
+        assert "not supported for caffe_pb2" in str(err)
+    else:
+        raise AssertionError("an option was ignored")
+print("ok")
+'''
+
+
+def test_protobuf_text_format_takes_caffe_pb2_messages(tmp_path):
+    pytest.importorskip("google.protobuf.text_format")
+    (tmp_path / "net.prototxt").write_text('name: "x"\nlayer { name: "a" type: "ReLU" '
+                                           'bottom: "b" top: "b" }\n')
+    run = _run_with_shim(TEXT_FORMAT_SCRIPT, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "ok"
+
+
+def test_without_protobuf_import_caffe_registers_a_minimal_text_format(tmp_path):
+    code = r'''
+    import sys
+    class NoProtobuf:
+        def find_spec(self, name, path=None, target=None):
+            if name == "google.protobuf" or name.startswith("google.protobuf."):
+                raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+    sys.meta_path.insert(0, NoProtobuf())
+    try:
+        from google.protobuf import text_format
+    except ImportError:
+        pass
+    else:
+        raise AssertionError("protobuf still importable")
+    import caffe
+    from caffe.proto import caffe_pb2
+    from google.protobuf import text_format
+    import reproduce.pycaffe.proto.text_format as port
+    assert text_format is port
+    net = text_format.Merge('name: "x" layer { name: "a" }', caffe_pb2.NetParameter())
+    assert net.layer[0].name == "a" and text_format.MessageToString(net).startswith('name: "x"')
+    try:
+        text_format.MessageToString(object())
+    except TypeError as err:
+        assert "caffe_pb2" in str(err)
+    else:
+        raise AssertionError("a foreign message was accepted")
+    print("ok")
+    '''
+    run = _run_with_shim(code, tmp_path)
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.split()[-1] == "ok"
 
 
 # ------------------------------------------------------------------------------ MemoryData
