@@ -451,6 +451,9 @@ def test_memory_data_serves_batches_cycling(tmp_path):
     np.testing.assert_array_equal(net.blobs["data"].data, data[2:4])
     net.backward()                                       # nothing below the data layer
     assert net.params["ip"][0].diff.any()
+    net.reshape()                                        # a data layer's Reshape does nothing
+    assert net.blobs["label"].shape == (2, 1, 1, 1)
+    assert np.shares_memory(net.blobs["data"].data, data)
 
 
 def test_set_input_arrays_checks_as_pycaffe(tmp_path):

@@ -668,6 +668,8 @@ class Net:
             if info.split:
                 self._share_split(info)
                 continue
+            if isinstance(info.module, MemoryData):   # BaseDataLayer::Reshape does nothing
+                continue
             if info.python:
                 info.module.python.reshape(info.module.bottom_blobs, info.module.top_blobs)
                 continue
