@@ -4,13 +4,20 @@ What it mirrors of pycaffe (``pycaffe.py``, ``_caffe.cpp``) and Caffe's ``Net`` 
 
 * constructors: ``Net(prototxt, phase)``, ``Net(prototxt, phase, level=, stages=, weights=)``
   and the legacy ``Net(prototxt, weights, phase)``; ``phase`` is ``caffe.TRAIN`` (0) or
-  ``caffe.TEST`` (1). A missing file is one ``FileNotFoundError`` naming it;
+  ``caffe.TEST`` (1). A missing file is one ``FileNotFoundError`` naming it. The net is
+  built as ``Net::Init`` builds it: filtered by the NetState, then with the ``Split`` layers
+  of ``InsertSplits`` (``reproduce.pycaffe.splits``) among its layers;
 * ``blobs`` (name → ``Blob``, in Caffe's blob order), ``params`` (layer → its parameter
   blobs), ``layers``, ``layer_dict``, ``_layer_names``, ``_blob_names``, ``inputs`` (the tops of
   ``Input`` layers), ``outputs`` (blobs no layer consumes, sorted as Caffe's ``std::set``),
-  ``top_names``, ``bottom_names``, ``blob_loss_weights``. Caffe's automatic ``Split`` layers are
-  not materialised: a blob read by several layers is one blob here, and its diff is the sum
-  Caffe's split would write (so layer indices count only the net's own layers);
+  ``top_names``, ``bottom_names``, ``blob_loss_weights`` — all of them Caffe's, splits
+  included: a blob read by several layers (or read and given a loss weight) has a layer
+  ``<blob>_<layer>_<i>_split`` (type ``Split``) after its producer, whose tops
+  ``<blob>_<layer>_<i>_split_<k>`` are what the readers' ``bottom_names`` say. A split top's
+  ``data`` is its bottom's (the same memory, Caffe's ``ShareData``, from set-up and every
+  forward on; one exception: in inference a channels-last activation's array is a C-ordered
+  copy); its ``diff`` is the gradient its one reader wrote, and the bottom's diff is the sum
+  of its tops' diffs, as ``SplitLayer::Backward`` adds them;
 * ``forward(blobs=None, start=None, end=None, **inputs)`` runs layers ``start``…``end``
   (names, inclusive) on the blobs as they are — what was written into ``blob.data`` is what
   is read — and returns ``{blob: data}`` of the outputs (or ``end``'s tops) plus ``blobs``;
@@ -19,12 +26,17 @@ What it mirrors of pycaffe (``pycaffe.py``, ``_caffe.cpp``) and Caffe's ``Net`` 
   ``start`` to ``end`` from the diffs the blobs hold (loss blobs hold their loss weight, as
   Caffe sets them) and returns the diffs of the inputs (or ``end``'s bottoms) plus ``diffs``.
   Every blob's diff is computed as Caffe's layers write it: overwritten by the layer that
-  consumes it, summed over the layers that share it, parameter diffs accumulated until
+  consumes it (summed by the splits), parameter diffs accumulated until
   ``clear_param_diffs``. Which layers and bottoms get a backward is Caffe's rule (learnable
-  parameters, ``propagate_down``, only layers under a loss, ``force_backward``);
+  parameters, ``propagate_down``, only layers under a loss, ``force_backward``), and so is
+  which parameters get a diff (``param_propagate_down``): those whose layer's own ParamSpec
+  has ``lr_mult`` ≠ 0 — and, under ``force_backward``, every parameter, ``lr_mult: 0`` ones
+  included (the solver then updates them at rate 0);
 * shapes: a layer computes from whatever shapes its bottoms hold, so reshaping an input blob
   and calling ``forward()`` runs the net at the new size, as Caffe's per-layer ``Reshape``
   does; ``reshape()`` propagates the shapes through every layer without computing;
+* ``set_input_arrays(data, labels)`` for a net whose first layer is ``MemoryData``
+  (``reproduce.net.layers.memory_data``), with pycaffe's checks;
 * ``copy_from``, ``share_with``, ``save`` (Caffe's ``Net.save`` layout, byte for byte: the
   split layers Caffe inserts are written too), ``save_hdf5``,
   ``load_hdf5``, ``clear_param_diffs``, ``forward_all``, ``backward_all``, ``forward_backward_all``,
@@ -41,6 +53,7 @@ runs without gradients, as inference. A layer backward through before any forwar
 """
 from __future__ import annotations
 
+import contextlib
 import os
 from collections import OrderedDict
 from pathlib import Path
@@ -51,6 +64,8 @@ import torch
 
 from reproduce.caffe.schema import Message
 from reproduce.net.net import Net as _ReproNet
+from reproduce.net.layers.memory_data import MemoryData
+from reproduce.net.layers.split import Split as SplitLayer
 from reproduce.net.net import NetError
 from reproduce.net.python_layers import python_layer_factory
 
@@ -101,19 +116,82 @@ def _check_file(path: Any, what: str) -> str:
     return os.fspath(path)
 
 
+def _check_contiguous_array(array: Any, name: str, channels: int, height: int, width: int) -> None:
+    """``_caffe.cpp``'s ``CheckContiguousArray``, its order and texts."""
+    if not isinstance(array, np.ndarray):
+        raise TypeError(f"{name} must be a numpy array, got {type(array).__name__}")
+    if not array.flags["C_CONTIGUOUS"]:
+        raise RuntimeError(f"{name} must be C contiguous")
+    if array.ndim != 4:
+        raise RuntimeError(f"{name} must be 4-d")
+    if array.dtype != np.float32:
+        raise RuntimeError(f"{name} must be float32")
+    if array.shape[1] != channels:
+        raise RuntimeError(f"{name} has wrong number of channels")
+    if array.shape[2] != height:
+        raise RuntimeError(f"{name} has wrong height")
+    if array.shape[3] != width:
+        raise RuntimeError(f"{name} has wrong width")
+
+
+def _split_net(network_file: str | Message, phase: str, level: int, stages: list[str]) -> Message:
+    """Caffe's ``Net::Init`` up to the layers: the NetParameter read and upgraded, filtered by
+    the NetState (``FilterNet``), with the split layers inserted (``InsertSplits``). The
+    project's ``Net`` built from it keeps every layer (a split has no rules; the others meet
+    the same state again)."""
+    from reproduce.caffe.upgrade import read_net, upgrade_net
+    from reproduce.net.state_rules import filter_layers, net_state
+
+    from .splits import insert_splits
+
+    if isinstance(network_file, Message):
+        if network_file.type_name != "NetParameter":
+            raise TypeError(f"caffe.Net needs a NetParameter, not a {network_file.type_name}")
+        param = upgrade_net(network_file)[0]
+    else:
+        param = read_net(network_file)
+    kept = filter_layers(param, net_state(param, phase, level, stages))
+    try:
+        param.layer = insert_splits(kept)
+    except NetError as err:
+        where = network_file if isinstance(network_file, str) else "the NetParameter"
+        raise NetError(f"{where}: {err}") from None
+    return param
+
+
+@contextlib.contextmanager
+def _tracked(info: "_Layer", record: bool):
+    """While recording: the parameters Caffe computes a diff for (``param_propagate_down``)
+    tracked by autograd, those whose ``requires_grad`` is off (lr_mult 0 under
+    ``force_backward``, a sharer's own lr_mult) included — for this layer's call only."""
+    turned = []
+    if record:
+        for param, need in zip(info.module.blobs(), info.param_need):
+            if need and not param.requires_grad:
+                param.requires_grad_(True)
+                turned.append(param)
+    try:
+        yield
+    finally:
+        for param in turned:
+            param.requires_grad_(False)
+
+
 class _Layer:
     """Per layer: its module, blob names, which bottoms get a diff, graph of the last forward."""
 
-    __slots__ = ("module", "bottoms", "tops", "python", "provider", "need", "need_backward",
-                 "loss_tops", "index")
+    __slots__ = ("module", "bottoms", "tops", "python", "provider", "split", "need",
+                 "need_backward", "param_need", "loss_tops", "index")
 
     def __init__(self, index, module, bottoms, tops, provider):
         self.index, self.module = index, module
         self.bottoms, self.tops = list(bottoms), list(tops)
         self.python = isinstance(module, PythonLayerModule)
+        self.split = isinstance(module, SplitLayer)
         self.provider = provider
         self.need = [False] * len(bottoms)
         self.need_backward = False
+        self.param_need = [False] * module._num_blobs   # Caffe's param_propagate_down
         self.loss_tops: list[tuple[str, float]] = []
 
 
@@ -128,8 +206,9 @@ class Net:
         self.phase = phase
         self._blob_objects: dict[str, Blob] = {}
         factory = self._python_layer_factory(phase)
+        param = _split_net(network_file, _PHASE_NAMES[phase], level, stages)
         with python_layer_factory(factory):
-            net = _ReproNet(network_file, phase=_PHASE_NAMES[phase], level=level, stages=stages,
+            net = _ReproNet(param, phase=_PHASE_NAMES[phase], level=level, stages=stages,
                             generator=generator if generator is not None else mode.generator())
         self._net = net
         self._device = torch.device(device) if device is not None else mode.device()
@@ -188,6 +267,11 @@ class Net:
             info.loss_tops = [(t, net.loss_blobs[t]) for t in info.tops if t in net.loss_blobs]
             self._layers.append(info)
         self._index = {name: i for i, name in enumerate(net.layer_names)}
+        self._split_source = {}   # split top -> the blob whose data it shares (followed to the root)
+        for info in self._layers:
+            if info.split:
+                root = self._split_source.get(info.bottoms[0], info.bottoms[0])
+                self._split_source.update((top, root) for top in info.tops)
         self._input_names = [b for info in self._layers if info.provider
                              for b in info.tops]
         self._input_set = set(self._input_names)
@@ -199,11 +283,15 @@ class Net:
         for info in self._layers:
             if info.provider:
                 continue
-            cut = [not keep for keep in info.module.layer_param.propagate_down] \
-                or [False] * len(info.bottoms)
-            params = any(p.requires_grad for p in info.module.blobs())
+            lp = info.module.layer_param
+            cut = [not keep for keep in lp.propagate_down] or [False] * len(info.bottoms)
+            # AppendBottom: a bottom needs a diff when its blob does (propagate_down overrides,
+            # and cannot make one need it that does not); a parameter when the layer's own
+            # ParamSpec has lr_mult != 0 (param_propagate_down)
+            info.param_need = [(lp.param[i].lr_mult if i < len(lp.param) else 1.0) != 0
+                               for i in range(info.module._num_blobs)]
             info.need = [blob_need.get(b, False) and not c for b, c in zip(info.bottoms, cut)]
-            info.need_backward = params or any(info.need)
+            info.need_backward = any(info.param_need) or any(info.need)
             for top in info.tops:
                 blob_need[top] = info.need_backward
         under_loss: set[str] = set()
@@ -232,6 +320,9 @@ class Net:
                 info.need_backward = True
                 loss_layer = info.module.layer_type.endswith("Loss")
                 info.need = [n or not (loss_layer and j == 1) for j, n in enumerate(info.need)]
+                # force_backward: set_param_propagate_down(param_id, true) for every parameter,
+                # lr_mult 0 ones included — their diff is computed (the solver's rate is 0)
+                info.param_need = [True] * len(info.param_need)
         self._records = any(info.need_backward for info in self._layers)
 
     def _run_sources(self) -> None:
@@ -239,9 +330,22 @@ class Net:
         as Caffe's LayerSetUp does, so that their blobs hold data before any forward."""
         with torch.no_grad():
             for info in self._layers:
-                if not info.provider and not info.python and not info.bottoms:
+                if info.split:
+                    self._share_split(info)
+                elif (not info.provider and not info.python and not info.bottoms
+                        and not isinstance(info.module, MemoryData)):   # its arrays come later
                     for name, tensor in zip(info.tops, info.module()):
                         self._blob_objects[name]._set_tensor(tensor)
+
+    def _share_split(self, info: _Layer) -> None:
+        """Caffe's ``SplitLayer::Reshape``: every top shares the bottom's data (``ShareData``)."""
+        source = self._blob_objects[info.bottoms[0]]._t
+        for top in info.tops:
+            blob = self._blob_objects[top]
+            if blob._t is not source:
+                blob._set_tensor(source)
+                if blob._g is not None and blob._g.shape != source.shape:
+                    blob._set_diff(None)
 
     # ------------------------------------------------------------------ pycaffe's properties
     @property
@@ -379,7 +483,11 @@ class Net:
                     continue
                 for hook in self._hooks["before_forward"]:
                     hook(index)
-                if info.python:
+                if info.split:
+                    self._share_split(info)
+                    if info.bottoms[0] in bands:
+                        bands.update((top, bands[info.bottoms[0]]) for top in info.tops)
+                elif info.python:
                     info.module.run_forward()
                     self._graphs.pop(index, None)
                     tops = [objects[t]._t for t in info.tops]
@@ -387,14 +495,16 @@ class Net:
                     args = []
                     for j, bottom in enumerate(info.bottoms):
                         tensor = objects[bottom]._t
+                        root = self._split_source.get(bottom, bottom)
                         if record:
                             tensor = tensor.detach().requires_grad_(info.need[j])
-                        elif channels_last and tensor.dim() == 4 and bottom in self._input_set:
-                            if bottom not in converted:
-                                converted[bottom] = tensor.contiguous(memory_format=torch.channels_last)
-                            tensor = converted[bottom]
+                        elif channels_last and tensor.dim() == 4 and root in self._input_set:
+                            if root not in converted:
+                                converted[root] = tensor.contiguous(memory_format=torch.channels_last)
+                            tensor = converted[root]
                         args.append(tensor)
-                    tops = self._run_layer(info, args, bands if banded else None)
+                    with _tracked(info, record):
+                        tops = self._run_layer(info, args, bands if banded else None)
                     for name, tensor in zip(info.tops, tops):
                         objects[name]._set_tensor(tensor)
                     if record:
@@ -409,6 +519,7 @@ class Net:
         return self._loss
 
     def _run_layer(self, info: _Layer, args: list, bands: dict | None):
+
         try:
             if bands is not None:
                 tops, top_bands = info.module.forward_banded(args, [bands.get(b) for b in info.bottoms])
@@ -452,12 +563,32 @@ class Net:
                 continue
             for hook in self._hooks["before_backward"]:
                 hook(index)
-            if info.python:
+            if info.split:
+                self._split_backward(info, written)
+            elif info.python:
                 self._python_backward(info, written)
             else:
                 self._layer_backward(index, info, written)
             for hook in self._hooks["after_backward"]:
                 hook(index)
+
+    def _split_backward(self, info: _Layer, written: set[str]) -> None:
+        """Caffe's ``SplitLayer::Backward``: the bottom's diff is the sum of the tops' diffs
+        (each the gradient its one reader wrote), in top order."""
+        if not info.need[0]:
+            return
+        objects = self._blob_objects
+        diffs = [objects[top]._diff_tensor() for top in info.tops]
+        total = diffs[0].clone()
+        for diff in diffs[1:]:
+            total = total + diff
+        blob = objects[info.bottoms[0]]
+        bottom = info.bottoms[0]
+        if bottom in written:
+            blob._set_diff(blob._diff_tensor() + total)
+        else:
+            blob._set_diff(total)
+            written.add(bottom)
 
     def _python_backward(self, info: _Layer, written: set[str]) -> None:
         objects = self._blob_objects
@@ -489,11 +620,13 @@ class Net:
         if not outs:
             return
         leaves = [a for a, need in zip(args, info.need) if need and a.requires_grad]
-        params = [p for p in info.module.blobs() if p.requires_grad]
+        params = [p for p, need in zip(info.module.blobs(), info.param_need) if need]
         if not leaves and not params:
             return
-        got = torch.autograd.grad(outs, leaves + params, grads, retain_graph=True,
-                                  allow_unused=True)
+        with _tracked(info, True):
+            params = [p for p in params if p.requires_grad]   # (absent from this graph: none)
+            got = torch.autograd.grad(outs, leaves + params, grads, retain_graph=True,
+                                      allow_unused=True)
         k = 0
         for j, bottom in enumerate(info.bottoms):
             if not (info.need[j] and args[j].requires_grad):
@@ -520,7 +653,7 @@ class Net:
     def _recompute(self, info: _Layer):
         objects = self._blob_objects
         args = [objects[b]._t.detach().requires_grad_(need) for b, need in zip(info.bottoms, info.need)]
-        with torch.enable_grad():
+        with torch.enable_grad(), _tracked(info, True):
             tops = self._run_layer(info, args, None)
         return args, tops
 
@@ -531,6 +664,11 @@ class Net:
         objects = self._blob_objects
         for info in self._layers:
             if info.provider:
+                continue
+            if info.split:
+                self._share_split(info)
+                continue
+            if isinstance(info.module, MemoryData):   # BaseDataLayer::Reshape does nothing
                 continue
             if info.python:
                 info.module.python.reshape(info.module.bottom_blobs, info.module.top_blobs)
@@ -557,13 +695,10 @@ class Net:
         self._net.share_with(other._net if isinstance(other, Net) else other)
 
     def _net_message(self) -> Message:
-        """The net as Caffe's ``Net::ToProto`` writes it: its layers (phase set) and the
-        split layers ``Net::Init`` inserted (``reproduce.pycaffe.splits``)."""
-        from .splits import insert_splits
-
+        """The net as Caffe's ``Net::ToProto`` writes it: its layers (phase set), the split
+        layers ``Net::Init`` inserted among them (``reproduce.pycaffe.splits``)."""
         net = Message("NetParameter", name=self._net.name)
-        net.layer = insert_splits([self._net.layer(name).layer_param
-                                   for name in self._net.layer_names])
+        net.layer = [self._net.layer(name).layer_param for name in self._net.layer_names]
         return net
 
     def save(self, filename: str | os.PathLike) -> None:
@@ -590,9 +725,30 @@ class Net:
                         blob.grad.zero_()
 
     def set_input_arrays(self, data, labels) -> None:
-        raise RuntimeError("set_input_arrays may only be called if the first layer is a "
-                           "MemoryDataLayer (this port has no MemoryData layer; feed the "
-                           "input blobs instead: net.blobs[name].data[...] = array)")
+        """pycaffe's ``set_input_arrays`` (``_Net_set_input_arrays`` and ``_caffe.cpp``'s
+        ``Net_SetInputArrays``): the arrays the first layer, a MemoryData layer, serves from —
+        kept, not copied (the net holds them, as pycaffe's custodian_and_ward), so each
+        forward's ``data`` blob is a view of ``data``. 1-d ``labels`` become N×1×1×1; then
+        both must be C-contiguous 4-d float32, ``data`` N×channels×height×width and
+        ``labels`` N×1×1×1, with the same N, a multiple of the batch size (Caffe's checks and
+        texts, as ``RuntimeError``)."""
+        first = self._layers[0].module if self._layers else None
+        if not isinstance(first, MemoryData):
+            raise RuntimeError("set_input_arrays may only be called if the first layer is a "
+                               "MemoryDataLayer")
+        if isinstance(labels, np.ndarray) and labels.ndim == 1:
+            labels = np.ascontiguousarray(labels[:, np.newaxis, np.newaxis, np.newaxis])
+        _check_contiguous_array(data, "data array", first.channels, first.height, first.width)
+        _check_contiguous_array(labels, "labels array", 1, 1, 1)
+        if data.shape[0] != labels.shape[0]:
+            raise RuntimeError("data and labels must have the same first dimension")
+        if data.shape[0] % first.batch_size != 0:
+            raise RuntimeError("first dimensions of input arrays must be a multiple of batch "
+                               "size")
+        if data.shape[0] == 0:
+            raise RuntimeError("data and labels hold no items (first dimension 0)")
+        first.reset(torch.from_numpy(data), torch.from_numpy(labels))
+        self._input_arrays = (data, labels)
 
     # ------------------------------------------------------------------ hooks
     def before_forward(self, hook: Callable[[int], None]) -> None:

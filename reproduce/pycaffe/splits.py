@@ -4,13 +4,17 @@ A top read by more than one bottom (a loss weight on it counts as one more reade
 ``Split`` layer right after the layer producing it, named ``<blob>_<layer>_<top index>_split``,
 with tops ``<blob>_<layer>_<top index>_split_<k>``; the readers' bottoms are renamed to those
 tops in order. A split of a loss top carries the loss weight on its first top (and 0 on the
-others) instead of the producing layer. Caffe keeps these layers in the net it saves
-(``Net.save``/``save_hdf5`` write them, parameterless), so ``caffe.Net.save`` writes them too;
-the net itself does not run them (a shared blob's diff is the sum their backward gives).
+others) instead of the producing layer. Only loss weights the prototxt gives count (a loss
+layer's default weight 1 is set later, by the layer). A split layer sets no phase (Caffe's
+``ConfigureSplitLayer`` clears it): ``Net::Init`` gives it the net's.
+
+``caffe.Net`` builds its net from the layer list this returns, so its layers, blobs, names
+and saved files are Caffe's (see ``reproduce.pycaffe.net``).
 """
 from __future__ import annotations
 
 from reproduce.caffe.schema import Message
+from reproduce.net.net import NetError
 
 
 def split_layer_name(layer: str, blob: str, index: int) -> str:
@@ -29,6 +33,9 @@ def insert_splits(layers: list[Message]) -> list[Message]:
     loss_weight: dict[tuple[int, int], float] = {}
     for i, layer in enumerate(layers):
         for j, blob in enumerate(layer.bottom):
+            if blob not in last_top:
+                raise NetError(f"Unknown bottom blob '{blob}' (layer '{layer.name}', bottom "
+                               f"index {j})")
             top = last_top[blob]
             source[(i, j)] = top
             readers[top] = readers.get(top, 0) + 1
@@ -65,7 +72,5 @@ def insert_splits(layers: list[Message]) -> list[Message]:
                 split.loss_weight = [weight] + [0.0] * (count - 1)
                 layer.clear("loss_weight")
                 next_split[(i, j)] = next_split.get((i, j), 0) + 1
-            if original.has("phase"):
-                split.phase = original.phase
             result.append(split)
     return result

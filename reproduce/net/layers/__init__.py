@@ -3,8 +3,9 @@
 Importing this package registers every layer; ``layer_class(type, layer_name)`` finds one.
 """
 from . import (accuracy, batch_norm, bias, concat, convolution, crop, deconvolution, dropout,
-               dummy_data, eltwise, flatten, inner_product, input, lrn, pooling, power, relu,
-               reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split, tanh)
+               dummy_data, eltwise, flatten, inner_product, input, lrn, memory_data, pooling,
+               power, relu, reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split,
+               tanh)
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 

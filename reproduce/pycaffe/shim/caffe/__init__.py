@@ -33,6 +33,7 @@ from reproduce.pycaffe.proto import text_format as _text_format
 from reproduce.pycaffe.mode import log_to_stderr as _log_to_stderr
 
 _log_to_stderr()   # glog's lines on stderr, as pycaffe scripts print them
+_text_format.install_in_protobuf()   # legacy scripts' google.protobuf.text_format on caffe_pb2
 
 sys.modules.update({
     "caffe": _pycaffe,
