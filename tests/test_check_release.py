@@ -141,3 +141,5 @@ def test_bad_options_are_refused(tool, tmp_path):
     assert tool.main(["--release", str(tmp_path), "--n-val", "1"]) == 2
     with pytest.raises(tool.CheckError, match="--n-val must be at least 2"):
         tool.parse_args(["--release", str(tmp_path), "--n-val", "1"])
+    with pytest.raises(tool.CheckError, match="--inits vgg16,nope: choose from vgg16, fcn32s"):
+        tool.parse_args(["--release", str(tmp_path), "--inits", "vgg16,nope"])
