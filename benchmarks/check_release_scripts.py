@@ -121,7 +121,11 @@ def convert_2to3(source: str, name: str = "<string>") -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         warnings.simplefilter("ignore", PendingDeprecationWarning)
-        from lib2to3 import pgen2, refactor
+        try:
+            from lib2to3 import pgen2, refactor
+        except ImportError:
+            raise CheckError(f"{name}: this Python ({sys.version.split()[0]}) has no lib2to3 (removed in "
+                             f"3.13); run the check with Python 3.12 or older") from None
 
         tool = refactor.RefactoringTool(refactor.get_fixers_from_package("lib2to3.fixes"))
         text = source if source.endswith("\n") else source + "\n"
@@ -565,6 +569,7 @@ def check_solve_from(ctx: dict, init: str) -> list[dict]:
     golden, work, tree, args = ctx["golden"], ctx["work"], ctx["tree"], ctx["args"]
     net_dir = tree / "voc-fcn32s"
     release_init, stage_init = golden / INITS[init][0], golden / INITS[init][1]
+    print(f"  solve from {init}: {INITS[init][2]}", flush=True)
     shutil.copyfile(release_init, tree / "ilsvrc-nets" / "vgg16-fcn.caffemodel")
     final = work / f"solve-{init}-final.caffemodel"
     log_file = work / f"solve-{init}.log"
