@@ -54,6 +54,14 @@ prototxt: $(STAMP) ## regenerate prototxt_ref/ from the net definitions
 benchmark: $(STAMP) ## speed and memory benchmarks; results in BENCHMARKS.md
 	$(PY) benchmarks/run.py
 
+# The release's own scripts through the pycaffe shim (README "pycaffe scripts, unchanged").
+RELEASE ?=
+CHECK_RELEASE_FLAGS ?=
+.PHONY: check-release
+check-release: $(STAMP) ## run RELEASE=DIR's (a fcn.berkeleyvision.org checkout or mirror) scripts through the shim against the suite
+	@test -n "$(RELEASE)" || { echo "check-release: give RELEASE=DIR (a checkout of shelhamer/fcn.berkeleyvision.org)" >&2; exit 2; }
+	$(PY) benchmarks/check_release_scripts.py --release "$(RELEASE)" $(CHECK_RELEASE_FLAGS)
+
 # The release's datasets under DATA_DIR in the layout its data layers read (README "Data").
 DATASETS ?= sbd voc2011
 DATA_FROM ?=
