@@ -301,3 +301,53 @@ def test_data_hha_without_split_lists_names_the_fetch(tmp_path, capsys):
     rc, _, err = _run(capsys, "hha", "--dir", str(tmp_path), "--no-progress")
     assert rc == 2 and f"python -m reproduce data fetch nyud --dir {tmp_path} first" in err
 
+
+
+def test_data_hha_raw_depth_mask_and_jobs(nyud_facts, tmp_path, capsys):
+    """--raw-depth DIR: the raw depth's zeros are the mask (Gupta's saveHHA); --jobs 2 writes
+    the same files as one process; a raw depth missing for one image is refused before any
+    image is made."""
+    folder, ids = nyud_facts
+    data = tmp_path / "data"
+    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--no-progress")
+    assert rc == 0, err
+    nyud = data / "nyud"
+    hha_dir = nyud / "data" / "hha"
+    raw_dir = tmp_path / "rawdepth"
+    raw_dir.mkdir()
+    rng = np.random.default_rng(0)
+    masks = {}
+    for sample_id in ids:
+        depth = hha.read_depth_png(nyud / "data" / "depth" / f"img_{sample_id}.png")
+        holes = np.zeros(depth.shape, dtype=bool)
+        top, left = rng.integers(0, depth.shape[0] // 2), rng.integers(0, depth.shape[1] // 2)
+        holes[top:top + depth.shape[0] // 3, left:left + depth.shape[1] // 3] = True
+        masks[sample_id] = holes
+        Image.fromarray(np.where(holes, 0, depth).astype(np.uint16)).save(raw_dir / f"img_{sample_id}.png")
+    for path in hha_dir.iterdir():
+        path.unlink()
+
+    (raw_dir / f"img_{ids[1]}.png").rename(tmp_path / "aside.png")
+    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir))
+    assert rc == 2 and err.startswith(f"error: {raw_dir / f'img_{ids[1]}.png'}: raw depth missing (1 of the 5")
+    assert not list(hha_dir.iterdir())
+    (tmp_path / "aside.png").rename(raw_dir / f"img_{ids[1]}.png")
+
+    rc, out, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir),
+                        "--jobs", "2")
+    assert rc == 0, err
+    assert f"computed 5 HHA image(s) from data/depth (Gupta et al.'s encoding, mask raw depth == 0 from {raw_dir})" in out
+    differs = 0
+    for sample_id in ids:
+        depth = hha.read_depth_png(nyud / "data" / "depth" / f"img_{sample_id}.png")
+        made = np.array(Image.open(hha_dir / f"img_{sample_id}.png"))
+        assert (made == hha.hha_from_depth(depth, masks[sample_id])).all()
+        differs += int((made != hha.hha_from_depth(depth)).any())
+    assert differs > 0          # the mask mattered somewhere: the option is not a no-op
+
+    two_jobs = {p.name: p.read_bytes() for p in hha_dir.iterdir()}
+    for path in hha_dir.iterdir():
+        path.unlink()
+    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir))
+    assert rc == 0, err
+    assert {p.name: p.read_bytes() for p in hha_dir.iterdir()} == two_jobs

@@ -34,6 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     hha = sub.add_parser("hha", help="compute NYUDv2's HHA images (Gupta et al.) from its depth PNGs where missing")
     hha.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
     hha.add_argument("--no-progress", action="store_true", help="no progress bar")
+    hha.add_argument("--raw-depth", type=Path, metavar="DIR",
+                     help="raw Kinect depth PNGs img_<id>.png (e.g. Gupta et al.'s rawdepth): their zeros "
+                          "are the missing-data mask, as in Gupta's saveHHA (default: the depth's zeros)")
+    hha.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     check = sub.add_parser("check", help="count what is there and name what is missing")
     check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
     check.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
@@ -47,7 +51,8 @@ def run(args: argparse.Namespace) -> int:
         return _check(releases, args.dir)
     if args.action == "hha":
         nyud = fetch.select(["nyud"])
-        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.no_progress):
+        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.no_progress,
+                                       raw_depth_dir=args.raw_depth, jobs=args.jobs):
             print(f"nyud: {line}", flush=True)
         return _check(nyud, args.dir)
     releases = fetch.select(args.names)

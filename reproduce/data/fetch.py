@@ -189,8 +189,9 @@ def fetch_dataset(release: DatasetRelease, data_dir: str | os.PathLike, source: 
     yield from make_derived(release, data_dir, progress=progress)
 
 
-def make_derived(release: DatasetRelease, data_dir: str | os.PathLike, *, progress: bool = True):
-    """Compute ``release``'s derived files where missing (see ``Derived``); yields report lines."""
+def make_derived(release: DatasetRelease, data_dir: str | os.PathLike, *, progress: bool = True, **options):
+    """Compute ``release``'s derived files where missing (see ``Derived``); yields report lines.
+    ``options`` go to the ``make`` function (``data hha``'s ``raw_depth_dir``, ``jobs``)."""
     data_dir = Path(data_dir)
     for derived in release.derived:
         ids = derived.ids(data_dir)
@@ -199,7 +200,7 @@ def make_derived(release: DatasetRelease, data_dir: str | os.PathLike, *, progre
                                  f"there to list the ids whose {derived.what} to make; run python -m "
                                  f"reproduce data fetch {release.name} --dir {data_dir} first")
         module, function = derived.make.split(":")
-        yield from getattr(importlib.import_module(module), function)(data_dir, ids, progress)
+        yield from getattr(importlib.import_module(module), function)(data_dir, ids, progress, **options)
 
 
 def _lockfile():

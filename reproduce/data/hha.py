@@ -271,26 +271,63 @@ def read_depth_png(path: str | Path) -> np.ndarray:
     return depth.astype(np.float64)
 
 
-def write_hha_image(depth_path: str | Path, hha_path: str | Path) -> None:
-    """Compute the HHA of one depth PNG and write it as an RGB PNG, atomically."""
+def write_hha_image(depth_path: str | Path, hha_path: str | Path, raw_depth_path: str | Path | None = None) -> None:
+    """Compute the HHA of one depth PNG and write it as an RGB PNG, atomically.
+
+    ``raw_depth_path``: the raw Kinect depth of the same image (zeros where the sensor saw
+    nothing), whose zeros are the missing-data mask as in Gupta's ``saveHHA``; without it the
+    mask is the depth's own zeros.
+    """
     from PIL import Image
 
     from reproduce.caffe.files import atomic_output
 
-    hha = hha_from_depth(read_depth_png(depth_path))
+    from .fetch import DataFetchError
+
+    depth = read_depth_png(depth_path)
+    missing = None
+    if raw_depth_path is not None:
+        missing = read_depth_png(raw_depth_path) == 0
+        if missing.shape != depth.shape:
+            raise DataFetchError(f"{raw_depth_path}: raw depth is {missing.shape[1]}x{missing.shape[0]}, "
+                                 f"its depth {depth_path} is {depth.shape[1]}x{depth.shape[0]}")
+    hha = hha_from_depth(depth, missing)
     with atomic_output(hha_path) as tmp:
         Image.fromarray(hha, mode="RGB").save(tmp, format="PNG")
 
 
-def make_nyud_hha(nyud_dir: str | Path, ids: Iterable[str], progress: bool = True) -> Iterator[str]:
+def _write_hha_task(task: tuple) -> str:
+    write_hha_image(*task)
+    return task[1]
+
+
+def make_nyud_hha(nyud_dir: str | Path, ids: Iterable[str], progress: bool = True,
+                  raw_depth_dir: str | Path | None = None, jobs: int = 1) -> Iterator[str]:
     """Write ``data/hha/img_<id>.png`` for each id lacking one; yields one summary line.
 
     Resumable (files already there, Gupta's own or ours, are kept and never overwritten);
-    each file is written whole or not at all.
+    each file is written whole or not at all. ``raw_depth_dir`` holds the raw Kinect depth as
+    ``img_<id>.png`` (one for every image to make, checked before any is made): its zeros are
+    the missing-data mask, as in Gupta's code. ``jobs`` worker processes share the images.
     """
+    from .fetch import DataFetchError
+
     nyud_dir = Path(nyud_dir)
+    if jobs < 1:
+        raise DataFetchError(f"--jobs {jobs}: must be at least 1")
     ids = list(dict.fromkeys(ids))
     todo = [i for i in ids if not (nyud_dir / NYUD_HHA.format(id=i)).is_file()]
+    raw = [None] * len(todo)
+    if raw_depth_dir is not None:
+        raw_depth_dir = Path(raw_depth_dir)
+        if not raw_depth_dir.is_dir():
+            raise DataFetchError(f"{raw_depth_dir}: no such folder of raw depth PNGs (--raw-depth)")
+        raw = [raw_depth_dir / f"img_{i}.png" for i in todo]
+        absent = [p for p in raw if not p.is_file()]
+        if absent:
+            raise DataFetchError(f"{absent[0]}: raw depth missing ({len(absent):,} of the {len(raw):,} "
+                                 f"images to make have none in {raw_depth_dir})")
+    tasks = [(nyud_dir / NYUD_DEPTH.format(id=i), nyud_dir / NYUD_HHA.format(id=i), r) for i, r in zip(todo, raw)]
     bar = None
     if progress and todo:
         from tqdm import tqdm
@@ -298,18 +335,43 @@ def make_nyud_hha(nyud_dir: str | Path, ids: Iterable[str], progress: bool = Tru
         bar = tqdm(total=len(todo), unit="image", desc="HHA from depth", file=sys.stderr,
                    dynamic_ncols=True, leave=False)
     try:
-        for sample_id in todo:
-            write_hha_image(nyud_dir / NYUD_DEPTH.format(id=sample_id), nyud_dir / NYUD_HHA.format(id=sample_id))
-            if bar is not None:
-                bar.update(1)
+        if jobs == 1 or len(tasks) < 2:
+            for task in tasks:
+                _write_hha_task(task)
+                if bar is not None:
+                    bar.update(1)
+        else:
+            _run_pool(tasks, jobs, bar)
     finally:
         if bar is not None:
             bar.close()
     kept = len(ids) - len(todo)
+    mask = "mask depth == 0" if raw_depth_dir is None else f"mask raw depth == 0 from {raw_depth_dir}"
     yield (f"{Path(NYUD_HHA).parent}: computed {len(todo):,} HHA image(s) from {Path(NYUD_DEPTH).parent} "
-           f"(Gupta et al.'s encoding, mask depth == 0), {kept:,} already there kept")
+           f"(Gupta et al.'s encoding, {mask}), {kept:,} already there kept")
 
 
-def derive_nyud_hha(data_dir: str | Path, ids: Iterable[str], progress: bool = True) -> Iterator[str]:
+def _run_pool(tasks: list[tuple], jobs: int, bar) -> None:
+    """The tasks over ``jobs`` spawned processes (numpy and PIL only: no fork of a process
+    that may hold torch's threads); the first failure stops the rest and is raised."""
+    import multiprocessing
+    from concurrent.futures import FIRST_EXCEPTION, ProcessPoolExecutor, wait
+
+    with ProcessPoolExecutor(max_workers=min(jobs, len(tasks)),
+                             mp_context=multiprocessing.get_context("spawn")) as pool:
+        pending = {pool.submit(_write_hha_task, task) for task in tasks}
+        try:
+            while pending:
+                done, pending = wait(pending, return_when=FIRST_EXCEPTION)
+                for future in done:
+                    future.result()
+                    if bar is not None:
+                        bar.update(1)
+        finally:
+            for future in pending:
+                future.cancel()
+
+
+def derive_nyud_hha(data_dir: str | Path, ids: Iterable[str], progress: bool = True, **options) -> Iterator[str]:
     """``make_nyud_hha`` for ``data fetch nyud`` / ``data hha``: nyud_dir is ``<data dir>/nyud``."""
-    return make_nyud_hha(Path(data_dir) / "nyud", ids, progress)
+    return make_nyud_hha(Path(data_dir) / "nyud", ids, progress, **options)
