@@ -85,10 +85,10 @@ class DeployGraph(nn.Module):
             if step.layer.layer_type == "Silence":  # consumes, so no output; computes nothing
                 available.difference_update(step.bottoms)
                 continue
-            if step.layer.layer_type == "DummyData":   # a data source (pycaffe test nets)
+            if step.layer.layer_type in ("DummyData", "MemoryData"):   # data sources (pycaffe nets)
                 raise ExportError(f"net {net.name!r}: layer {step.layer.layer_name!r} is a "
-                                  f"DummyData source; export the net with Input layers in its "
-                                  f"place")
+                                  f"{step.layer.layer_type} source; export the net with Input "
+                                  f"layers in its place")
             if _left_out(step.layer.layer_type):
                 continue
             steps.append(index)

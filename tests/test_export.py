@@ -260,8 +260,9 @@ def test_every_layer_type_exports_or_is_left_out(tmp_path):
     param = parse(ZOO, "NetParameter")
     used = {layer.type for layer in param.layer}
     # InnerProduct has its own test; a Python layer is a data layer (an input) or a
-    # user's registered port (its own code); DummyData is a data source, refused below
-    assert set(registered_types()) - used == {"InnerProduct", "Python", "DummyData"}
+    # user's registered port (its own code); DummyData and MemoryData are data sources,
+    # refused below
+    assert set(registered_types()) - used == {"InnerProduct", "Python", "DummyData", "MemoryData"}
     net = randomize(Net(param))
     graph = export.DeployGraph(net)
     assert graph.inputs == ["data"] and graph.outputs == ZOO_OUTPUTS  # label only fed the loss
@@ -410,12 +411,16 @@ def test_torch_export_straight_on_the_module_is_exact_at_other_sizes(golden):
         assert relative_error(got, reference["blob/score"]) <= TOLERANCE, size
 
 
-def test_a_dummy_data_source_is_refused():
+@pytest.mark.parametrize("source", [
+    'type: "DummyData" top: "data" dummy_data_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } }',
+    'type: "MemoryData" top: "data" top: "label" '
+    'memory_data_param { batch_size: 1 channels: 1 height: 4 width: 4 }'])
+def test_a_data_source_layer_is_refused(source):
     from reproduce.caffe.text import parse
 
-    param = parse("""name: "d"
-        layer { name: "data" type: "DummyData" top: "data"
-                dummy_data_param { shape { dim: 1 dim: 1 dim: 4 dim: 4 } } }
-        layer { name: "relu" type: "ReLU" bottom: "data" top: "out" }""", "NetParameter")
-    with pytest.raises(export.ExportError, match="DummyData source"):
+    param = parse(f"""name: "d"
+        layer {{ name: "data" {source} }}
+        layer {{ name: "relu" type: "ReLU" bottom: "data" top: "out" }}""", "NetParameter")
+    kind = source.split('"')[1]
+    with pytest.raises(export.ExportError, match=f"layer 'data' is a {kind} source"):
         export.DeployGraph(Net(param))
