@@ -138,6 +138,35 @@ def test_split_tops_share_data_and_hold_each_readers_diff(tmp_path):
                                rtol=1e-5)
 
 
+CONV_SHARED_NET = """name: 'conv_splits'
+layer { name: 'in' type: 'Input' top: 'data' input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }
+layer { name: 'conv' type: 'Convolution' bottom: 'data' top: 'conv'
+        convolution_param { num_output: 4 kernel_size: 3 pad: 1 weight_filler { type: 'gaussian' std: 0.5 } } }
+layer { name: 'a' type: 'Power' bottom: 'conv' top: 'a' power_param { scale: 2 } }
+layer { name: 'b' type: 'Power' bottom: 'conv' top: 'b' power_param { shift: 1 } }
+"""
+
+
+def test_split_tops_share_memory_after_an_inference_forward(tmp_path):
+    """In an inference forward the net may hold activations channels-last; once asked for as
+    arrays, a split top and its source are still one memory (SplitLayer's ShareData): a write
+    through either is seen by both, whichever is asked for first."""
+    for first in ("conv", "conv_conv_0_split_1"):
+        caffe.set_random_seed(1)
+        net = caffe.Net(write(tmp_path, "conv_shared.prototxt", CONV_SHARED_NET), caffe.TEST)
+        net.blobs["data"].data[...] = np.random.default_rng(0).normal(size=(1, 3, 8, 8))
+        out = net.forward()
+        np.testing.assert_allclose(out["a"], 2 * net.blobs["conv"].data, rtol=1e-6)
+        blobs = net.blobs
+        names = [first] + [n for n in ("conv", "conv_conv_0_split_0", "conv_conv_0_split_1") if n != first]
+        arrays = [blobs[n].data for n in names]
+        assert all(a.flags.c_contiguous for a in arrays)
+        for other in arrays[1:]:
+            assert np.shares_memory(arrays[0], other), (first, names)
+        blobs[names[2]].data[...] = 7
+        assert (blobs[names[0]].data == 7).all() and (blobs["conv"].data == 7).all()
+
+
 def test_saved_net_is_the_split_net_and_splits_take_the_net_phase(tmp_path):
     text = SHARED_NET.replace("layer { name: 'ip2' type: 'InnerProduct'",
                               "layer { name: 'ip2' type: 'InnerProduct' phase: TEST")

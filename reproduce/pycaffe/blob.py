@@ -6,7 +6,8 @@ What it mirrors of Caffe's ``Blob`` as pycaffe exposes it (``_caffe.cpp``):
   the tensors' memory (``tensor.numpy()``, no copy): ``blob.data[...] = x`` writes what the
   next forward reads, ``net.params[l][0].data.flat = w`` writes the weight the net computes
   with. A tensor held channels-last inside the net is made contiguous the first time its
-  array is asked for, so every array is C-ordered as Caffe's are;
+  array is asked for, so every array is C-ordered as Caffe's are (the blobs sharing it, a
+  split's bottom and tops, take the contiguous tensor too: they stay one memory);
 * on another device (CUDA) they are host copies, as Caffe's ``mutable_cpu_data`` is: the copy
   is taken when asked for and written back to the device before the next computation
   (``push_host_copies``, which every ``Net``/``Solver`` call makes first); an array kept from
@@ -68,6 +69,9 @@ class Blob:
         self._t = tensor if tensor is not None else torch.zeros(0)
         self._g: torch.Tensor | None = None
         self._host: dict[str, np.ndarray] = {}
+        # blobs sharing this one's data (a split's bottom and tops: SplitLayer's ShareData),
+        # which follow it when its tensor is replaced by a contiguous copy
+        self._sharing: list["Blob"] | None = None
 
     # -- the tensors -----------------------------------------------------------------
     def _tensor(self) -> torch.Tensor:
@@ -104,9 +108,11 @@ class Blob:
         return host
 
     def _contiguous(self, which: str, t: torch.Tensor) -> torch.Tensor:
-        t = t.contiguous()
+        old, t = t, t.contiguous()
         if which == "data":
-            self._set_tensor(t)
+            for blob in self._sharing or (self,):
+                if blob._t is old:
+                    blob._set_tensor(t)
         else:
             self._set_diff(t)
         return t

@@ -339,9 +339,12 @@ class Net:
 
     def _share_split(self, info: _Layer) -> None:
         """Caffe's ``SplitLayer::Reshape``: every top shares the bottom's data (``ShareData``)."""
-        source = self._blob_objects[info.bottoms[0]]._t
+        bottom = self._blob_objects[info.bottoms[0]]
+        source = bottom._t
+        group = bottom._sharing = [bottom] + [self._blob_objects[top] for top in info.tops]
         for top in info.tops:
             blob = self._blob_objects[top]
+            blob._sharing = group
             if blob._t is not source:
                 blob._set_tensor(source)
                 if blob._g is not None and blob._g.shape != source.shape:
