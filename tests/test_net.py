@@ -258,6 +258,26 @@ def test_inputs_get_gradients_only_with_force_backward():
     assert forced.input_diff("data").abs().sum() > 0
 
 
+def test_force_backward_gives_lr_mult_0_parameters_a_diff():
+    """net.cpp: force_backward sets param_propagate_down on every parameter, so the lr_mult 0
+    deconvolution gets a diff — the one it would have with lr_mult 1; without it, none."""
+    net = small_net("train")
+    net.forward(**feed(net))
+    net.backward()
+    assert net.layer("up").weight.grad is None
+    forced = small_net("train", text="force_backward: true\n" + SMALL)
+    learned = small_net("train", text=SMALL.replace('top: "up" param { lr_mult: 0 }', 'top: "up"'))
+    for other in (forced, learned):
+        other.load_state_dict(net.state_dict())
+        other.forward(**feed(other))
+        other.backward()
+    assert forced.param_specs["up"][0][0] == 0
+    grad = forced.layer("up").weight.grad
+    assert grad is not None and grad.abs().sum() > 0
+    assert torch.equal(grad, learned.layer("up").weight.grad)
+    assert torch.equal(forced.layer("conv").weight.grad, learned.layer("conv").weight.grad)
+
+
 def test_no_grad_inference():
     net = small_net("test")
     with torch.no_grad():

@@ -271,7 +271,7 @@ def test_force_backward_computes_diffs_of_lr_mult_0_params(tmp_path):
     np.testing.assert_allclose(net.params["frozen"][0].diff, 2 * first, rtol=1e-6)
     net.clear_param_diffs()
     assert not net.params["frozen"][0].diff.any()
-    assert not any(p.requires_grad for p in net.net.params["frozen"])   # the flag is untouched
+    assert all(p.requires_grad for p in net.net.params["frozen"])   # the project Net follows net.cpp too
 
 
 def test_without_force_backward_lr_mult_0_params_get_no_diff(tmp_path):

@@ -20,8 +20,10 @@ What it mirrors of Caffe's ``Net`` (``net.cpp``) and pycaffe's ``caffe.Net``:
   one, Caffe's ``AutoTopBlobs``); a loss layer with several tops must give a weight per top;
 * backward: autograd from ``loss``, accumulating into each parameter's ``.grad`` as Caffe
   accumulates diffs (``zero_grad()`` is ``ClearParamDiffs``). Parameters with ``lr_mult: 0``
-  have ``requires_grad = False`` — no gradient, like Caffe's ``param_propagate_down``. Inputs
-  get a gradient only with ``force_backward: true``; ``propagate_down: false`` cuts a bottom;
+  have ``requires_grad = False`` — no gradient, like Caffe's ``param_propagate_down`` — except
+  under ``force_backward: true``, which (net.cpp) propagates down to every parameter, so they
+  get a gradient too (the solver's rate for them is still 0). Inputs get a gradient only with
+  ``force_backward: true``; ``propagate_down: false`` cuts a bottom;
 * weights: blobs embedded in the net definition (``LayerParameter.blobs``) are loaded first,
   as Caffe's layers start from them; ``copy_from`` copies blobs by layer name like
   ``CopyTrainedLayersFrom`` — layers absent from the net are ignored, layers absent from the
@@ -234,7 +236,9 @@ class Net(nn.Module):
             self.params[name] = blobs
             self.param_specs[name] = specs
             for blob, (lr_mult, _) in zip(blobs, specs):
-                blob.requires_grad_(lr_mult != 0)
+                # net.cpp: param_propagate_down is lr_mult != 0, or true for every param
+                # under force_backward (lr_mult 0 ones then get a diff; the solver's rate is 0)
+                blob.requires_grad_(lr_mult != 0 or self.force_backward)
 
     def _share_params(self, name: str, layer: CaffeLayer, shared: dict) -> None:
         specs = layer.layer_param.param
@@ -282,7 +286,7 @@ class Net(nn.Module):
             specs = list(self.param_specs[user])
             specs[i] = effective
             self.param_specs[user] = specs
-        owner.blob.requires_grad_(effective[0] != 0)
+        owner.blob.requires_grad_(effective[0] != 0 or self.force_backward)
 
     def _record_loss_weights(self, lp: Message, tops: list[str]) -> None:
         weights = [float(w) for w in lp.loss_weight]
