@@ -13,7 +13,10 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import io
+import subprocess
+import sys
 import tarfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -351,3 +354,32 @@ def test_data_hha_raw_depth_mask_and_jobs(nyud_facts, tmp_path, capsys):
     rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir))
     assert rc == 0, err
     assert {p.name: p.read_bytes() for p in hha_dir.iterdir()} == two_jobs
+
+
+def test_the_matlab_reference_check_on_a_reference_laid_out_here(tmp_path):
+    """benchmarks/check_hha_reference.py (the comparison with MATLAB's output in a
+    Depth2HHA-python checkout, run by hand): a reference laid out as that checkout is, whose
+    "MATLAB" image is our own encoding, passes; one pixel changed fails; a folder without the
+    files is one error line."""
+    tool = [sys.executable, str(Path(__file__).resolve().parents[1] / "benchmarks" / "check_hha_reference.py")]
+    demo = tmp_path / "ref" / "demo"
+    demo.mkdir(parents=True)
+    yy, xx = np.mgrid[0:48, 0:64]
+    depth_tenth_mm = (20000 + 40 * yy + 10 * xx).astype(np.uint16)
+    raw = depth_tenth_mm.copy()
+    raw[5:9, 5:9] = 0
+    Image.fromarray(depth_tenth_mm).save(demo / "0.png")
+    Image.fromarray(raw).save(demo / "0_raw.png")
+    ours = hha.hha_from_depth(depth_tenth_mm / 10, None, hha.nyud_camera_matrix(crop=False))
+    Image.fromarray(ours, mode="RGB").save(demo / "matlab_hha.png")
+    done = subprocess.run(tool + ["--reference", str(tmp_path / "ref")], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert "mask: depth == 0                   0, 0, 0" in done.stdout and "identical" in done.stdout
+    ours[10, 20, 1] ^= 1          # one height value off by one
+    Image.fromarray(ours, mode="RGB").save(demo / "matlab_hha.png")
+    done = subprocess.run(tool + ["--reference", str(tmp_path / "ref")], capture_output=True, text=True)
+    assert done.returncode == 1 and "MISMATCH" in done.stdout
+    assert "mask: depth == 0                   0, 1, 0" in done.stdout
+    done = subprocess.run(tool + ["--reference", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 1 and done.stderr.count("\n") == 1
+    assert done.stderr.startswith(f"error: {tmp_path}: neither a checkout nor a git dir")

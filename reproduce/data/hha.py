@@ -74,9 +74,12 @@ NYUD_DEPTH = "data/depth/img_{id}.png"
 NYUD_HHA = "data/hha/img_{id}.png"
 
 
-def nyud_camera_matrix() -> np.ndarray:
-    """``cropCamera(getCameraParam('color'))``: the camera matrix of the 425 × 560 NYUDv2 crop."""
+def nyud_camera_matrix(crop: bool = True) -> np.ndarray:
+    """``cropCamera(getCameraParam('color'))``: the camera matrix of the 425 × 560 NYUDv2 crop
+    (``crop=False``: ``getCameraParam('color')``, the full 480 × 640 frame's)."""
     camera = np.array([[_FX, 0.0, _CX], [0.0, _FY, _CY], [0.0, 0.0, 1.0]])
+    if not crop:
+        return camera
     camera[0, 2] = camera[0, 2] - 40
     camera[1, 2] = camera[1, 2] - 45
     return camera
