@@ -130,6 +130,19 @@ def test_classifier_refuses_bad_input(tiny):
         caffe.Classifier(tiny[0], str(Path(tiny[1]).with_name("nope.caffemodel")))
 
 
+def test_classifier_and_detector_need_an_image_input(tmp_path):
+    flat = tmp_path / "flat.prototxt"
+    flat.write_text("""name: 'flat'
+        layer { name: 'in' type: 'Input' top: 'data' input_param { shape { dim: 2 dim: 6 } } }
+        layer { name: 'ip' type: 'InnerProduct' bottom: 'data' top: 'ip'
+                inner_product_param { num_output: 3 } }""")
+    weights = tmp_path / "flat.caffemodel"
+    caffe.Net(str(flat), caffe.TEST).save(str(weights))
+    for kind in (caffe.Classifier, caffe.Detector):
+        with pytest.raises(ValueError, match=f"^{kind.__name__} needs a 4-axis .* data has shape \\(2, 6\\)"):
+            kind(str(flat), str(weights))
+
+
 # ------------------------------------------------------------------------------ Detector
 def save_image(path: Path, seed: int, shape=(20, 24, 3)) -> np.ndarray:
     pixels = np.random.default_rng(seed).integers(0, 256, shape, dtype=np.uint8)

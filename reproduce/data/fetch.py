@@ -107,7 +107,8 @@ class Derived:
 
     ``template`` (under the data dir, with ``{id}``) for each id of the ``split_lists`` there
     (their union); ``make`` names ``module:function``, called as ``function(data_dir, ids,
-    progress)`` and yielding report lines, which writes the missing ones; ``command`` (with
+    progress, **options)`` (``make_derived``'s options) and yielding report lines, which
+    writes the missing ones; ``command`` (with
     ``{dir}``) is the command that makes them alone.
     """
 

@@ -57,11 +57,15 @@ def check_images(inputs: Sequence[Any], what: str) -> list[np.ndarray]:
     return images
 
 
-def configure_transformer(net: Net, mean, input_scale, raw_scale, channel_swap):
-    """pycaffe's pre-processing set-up of ``Classifier`` and ``Detector`` for the first input."""
+def configure_transformer(net: Net, what: str, mean, input_scale, raw_scale, channel_swap):
+    """pycaffe's pre-processing set-up of ``Classifier`` and ``Detector`` (``what``) for the
+    first input, which must be a 4-axis N x K x H x W blob."""
     if not net.inputs:
-        raise ValueError("the net has no Input layer (the classifier feeds its first input)")
+        raise ValueError(f"the net has no Input layer (the {what} feeds its first input)")
     in_ = net.inputs[0]
+    if len(net.blobs[in_].data.shape) != 4:
+        raise ValueError(f"{what} needs a 4-axis (N x K x H x W) input blob, "
+                         f"{in_} has shape {net.blobs[in_].data.shape}")
     transformer = caffe_io.Transformer({in_: net.blobs[in_].data.shape})
     transformer.set_transpose(in_, (2, 0, 1))
     if mean is not None:
@@ -82,12 +86,9 @@ class Classifier(Net):
                  image_dims=None, mean=None, input_scale=None, raw_scale=None,
                  channel_swap=None):
         Net.__init__(self, model_file, TEST, weights=pretrained_file)
-        self.transformer = configure_transformer(self, mean, input_scale, raw_scale,
-                                                 channel_swap)
+        self.transformer = configure_transformer(self, "Classifier", mean, input_scale,
+                                                 raw_scale, channel_swap)
         in_ = self.inputs[0]
-        if len(self.blobs[in_].data.shape) != 4:
-            raise ValueError(f"Classifier needs a 4-axis (N x K x H x W) input blob, "
-                             f"{in_} has shape {self.blobs[in_].data.shape}")
         self.crop_dims = np.array(self.blobs[in_].data.shape[2:])
         self.image_dims = _image_dims(image_dims, self.crop_dims)
 

@@ -66,12 +66,8 @@ class Detector(Net):
                  mean=None, input_scale=None, raw_scale=None, channel_swap=None,
                  context_pad=None):
         Net.__init__(self, model_file, TEST, weights=pretrained_file)
-        self.transformer = configure_transformer(self, mean, input_scale, raw_scale,
-                                                 channel_swap)
-        in_ = self.inputs[0]
-        if len(self.blobs[in_].data.shape) != 4:
-            raise ValueError(f"Detector needs a 4-axis (N x K x H x W) input blob, "
-                             f"{in_} has shape {self.blobs[in_].data.shape}")
+        self.transformer = configure_transformer(self, "Detector", mean, input_scale,
+                                                 raw_scale, channel_swap)
         self.configure_crop(context_pad)
 
     # ------------------------------------------------------------------ detection

@@ -15,8 +15,8 @@ What it mirrors of pycaffe (``pycaffe.py``, ``_caffe.cpp``) and Caffe's ``Net`` 
   ``<blob>_<layer>_<i>_split`` (type ``Split``) after its producer, whose tops
   ``<blob>_<layer>_<i>_split_<k>`` are what the readers' ``bottom_names`` say. A split top's
   ``data`` is its bottom's (the same memory, Caffe's ``ShareData``, from set-up and every
-  forward on; one exception: in inference a channels-last activation's array is a C-ordered
-  copy); its ``diff`` is the gradient its one reader wrote, and the bottom's diff is the sum
+  forward on; a channels-last activation made C-ordered for its array stays shared, see
+  ``Blob``); its ``diff`` is the gradient its one reader wrote, and the bottom's diff is the sum
   of its tops' diffs, as ``SplitLayer::Backward`` adds them;
 * ``forward(blobs=None, start=None, end=None, **inputs)`` runs layers ``start``…``end``
   (names, inclusive) on the blobs as they are — what was written into ``blob.data`` is what
@@ -162,8 +162,8 @@ def _split_net(network_file: str | Message, phase: str, level: int, stages: list
 @contextlib.contextmanager
 def _tracked(info: "_Layer", record: bool):
     """While recording: the parameters Caffe computes a diff for (``param_propagate_down``)
-    tracked by autograd, those whose ``requires_grad`` is off (lr_mult 0 under
-    ``force_backward``, a sharer's own lr_mult) included — for this layer's call only."""
+    tracked by autograd, those whose ``requires_grad`` is off included (a layer whose own
+    ParamSpec has lr_mult != 0 sharing a blob whose rate is 0) — for this layer's call only."""
     turned = []
     if record:
         for param, need in zip(info.module.blobs(), info.param_need):
@@ -522,7 +522,6 @@ class Net:
         return self._loss
 
     def _run_layer(self, info: _Layer, args: list, bands: dict | None):
-
         try:
             if bands is not None:
                 tops, top_bands = info.module.forward_banded(args, [bands.get(b) for b in info.bottoms])
