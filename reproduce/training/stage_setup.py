@@ -82,9 +82,11 @@ class StageOptions:
     jitter: int = 0
     learn_upsampling: bool = False
     train_set: str = "sbd"
+    dataset: Path | None = None     # a user's dataset folder (reproduce.training.own_data)
+    ignore_label: int = 255
 
     def __post_init__(self):
-        if self.test_interval is None and self.model in STAGES:
+        if self.test_interval is None and self.model in STAGES and self.dataset is None:
             from reproduce.models import dataset_of
 
             self.test_interval = dataset_of(self.model).test_interval
@@ -117,6 +119,8 @@ def data_dirs(opts: StageOptions) -> dict[str, Path]:
     paths (``../data/nyud``) re-rooted in ``opts.data_dir``, with the VOC overrides."""
     from reproduce.models.build import data_directories
 
+    if opts.dataset is not None:
+        return {"dataset_dir": Path(opts.dataset).resolve()}
     m = opts.description
     dirs = data_directories(opts.model, opts.data_dir)
     if m.dataset == "voc":
@@ -141,7 +145,14 @@ def split_files(model: str) -> tuple[str, str]:
 def check_inputs(opts: StageOptions) -> None:
     """Fail early, in one line, on a missing dataset or init weights file."""
     m = opts.description
-    if m.dataset == "voc":
+    if opts.dataset is not None:
+        from reproduce.training import own_data
+
+        try:
+            own_data.check(opts)
+        except own_data.OwnDataError as err:
+            raise StageError(str(err)) from None
+    elif m.dataset == "voc":
         _check_voc(data_dirs(opts), opts.train_set)
     else:
         _check_dataset(opts)
@@ -277,6 +288,11 @@ def stage_solver(opts: StageOptions) -> Message:
     solver.snapshot = int(opts.snapshot)
     solver.snapshot_prefix = "snapshot/train"
     solver.random_seed = int(opts.seed)
+    if opts.dataset is not None:   # seg_tests score the whole val split
+        from reproduce.data.folder import split_ids
+        from reproduce.training.own_data import dataset_description
+
+        solver.test_iter[:] = [len(split_ids(dataset_description(opts), "val"))]
     # the reference's own value: the solver builds the test net but never runs it itself;
     # seg_tests run every opts.test_interval iterations from here, as solve.py's loop does
     solver.test_interval = 999999999
@@ -296,6 +312,11 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     nets = {}
     for file, split in zip(split_files(opts.model), splits(opts.model)):
         net = net_param(opts.model, split, opts.num_classes, opts.widths)
+        if opts.dataset is not None:
+            from reproduce.training.own_data import data_layers
+
+            nets[file] = data_layers(net, opts, "train" if split == splits(opts.model)[0] else "val")
+            continue
         if opts.train_set == "voc2011" and split == splits(opts.model)[0]:
             net = ablations.voc2011_training(net, f"{opts.description.data_root}/pascal/VOC2011")
         nets[file] = point_data_layer(net, dirs)
@@ -345,7 +366,12 @@ def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[s
     lines: list[str] = []
     current = solver.weights()
     try:
-        if m.init == "copy_from":
+        fcn_source = _fcn_init_source(opts)
+        if fcn_source is not None:   # --dataset from a trained FCN: trunk copied, scores re-made
+            from reproduce.training.own_data import fcn_init
+
+            solver.net.copy_from(fcn_init(current, fcn_source, lines.append))
+        elif m.init == "copy_from":
             source = load_weights(opts.init)
             lines.extend(copy_decisions(current, source))
             solver.net.copy_from(source)
@@ -374,6 +400,17 @@ def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[s
     for line in lines:
         log(line)
     return lines
+
+
+def _fcn_init_source(opts: StageOptions):
+    """With ``--dataset``, init weights that are a trained FCN (else None: the release's init)."""
+    if opts.dataset is None or opts.description.init == "streams" or opts.init is None:
+        return None
+    from reproduce.training.own_data import is_fcn
+    from reproduce.weights.convert import load_weights
+
+    source = load_weights(opts.init)
+    return source if is_fcn(source) else None
 
 
 def _first_conv_from(source, target, name: str):
@@ -411,7 +448,8 @@ def write_json(path: Path, data: dict) -> None:
 def stage_config(opts: StageOptions, world_size: int) -> dict:
     """What must not change between a stage's run and its resumption."""
     dirs = data_dirs(opts)
-    voc = {k: str(dirs.pop(k)) for k in ("sbdd_dir", "voc_dir")} if opts.description.dataset == "voc" else {}
+    voc = ({k: str(dirs.pop(k)) for k in ("sbdd_dir", "voc_dir")}
+           if opts.description.dataset == "voc" and opts.dataset is None else {})
     inits = {k or "init": str(v.resolve()) for k, v in opts.init_files().items()}
     return {"model": opts.model, **inits,
             **({"sbd_dir": voc["sbdd_dir"], "voc_dir": voc["voc_dir"]} if voc else {}),
@@ -419,6 +457,8 @@ def stage_config(opts: StageOptions, world_size: int) -> dict:
             "widths": opts.widths, "num_classes": opts.num_classes, "base_lr": opts.base_lr,
             "test_interval": opts.test_interval, "snapshot": opts.snapshot, "seed": opts.seed,
             "world_size": world_size,
+            **({"dataset": str(Path(opts.dataset).resolve()), "ignore_label": opts.ignore_label}
+               if opts.dataset is not None else {}),
             **ablations.recorded(opts)}   # each only when on: older runs resume as before
 
 

@@ -117,6 +117,13 @@ def run_stage(opts: StageOptions) -> StageResult:
 
     if opts.model not in STAGES:
         raise StageError(f"unknown stage {opts.model!r} (stages: {', '.join(STAGES)})")
+    if opts.dataset is not None:   # a user's dataset: K, iterations and cadence derived from it
+        from reproduce.training import own_data
+
+        try:
+            own_data.resolve(opts, opts.log if distributed.world_from_env().is_root else (lambda line: None))
+        except (own_data.OwnDataError, ValueError) as err:
+            raise StageError(str(err).splitlines()[0] if "expected layout" not in str(err) else str(err)) from None
     for name in ("test_interval", "snapshot"):
         if getattr(opts, name) < 1:
             raise StageError(f"--{name.replace('_', '-')} must be at least 1, got {getattr(opts, name)}")
