@@ -128,8 +128,7 @@ paper: $(STAMP) ## the CVPR 2015 experiments: command, published figure, run sta
 	$(PY) -m reproduce paper --runs "$(RUNS)" --data-dir "$(DATA_DIR)" --plot "$(RUNS)/paper/fig5.png"
 
 verify: $(STAMP) ## score every available stage (VOC: seg11valid against the published mean IU; other datasets: MEASURED)
-	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) \
-		$(if $(DATASET),--dataset "$(DATASET)") $(VERIFY_FLAGS)
+	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(if $(DATASET),--dataset "$(DATASET)") $(VERIFY_FLAGS)
 
 NET ?= fcn8s
 INFER_WEIGHTS ?= weights/fcn8s-heavy-pascal.pth
