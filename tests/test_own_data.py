@@ -44,7 +44,7 @@ def test_release_datasets_are_described_with_their_nets_class_counts():
 
 
 @pytest.mark.parametrize("layout", ["folder", "voc-style", "colour"])
-def test_own_dataset_end_to_end(layout, vgg_v1, tmp_path, capsys):
+def test_own_dataset_end_to_end(layout, vgg_v1, tmp_path, capsys, monkeypatch):
     dataset = make_folder_dataset(tmp_path / "data", layout, n=10, n_val=1,
                                   seed={"folder": 0, "voc-style": 1, "colour": 2}[layout])
     runs = tmp_path / "runs"
@@ -72,6 +72,8 @@ def test_own_dataset_end_to_end(layout, vgg_v1, tmp_path, capsys):
     assert weights["score_fr"][0].shape[0] == K and weights["upscore"][0].shape[:2] == (K, K)
     assert np.abs(weights["score_fr"][0]).max() > 0   # it trained
 
+    if layout == "folder":   # the written nets run in pycaffe, their data layer a module on the path
+        _pycaffe_forward(runs / "fcn32s" / "val.prototxt", runs / "fcn32s" / "final.caffemodel", monkeypatch)
     stage("fcn16s", dataset, runs, runs / "fcn32s" / "final.caffemodel", 1)
     stage("fcn8s", dataset, runs, runs / "fcn16s" / "final.caffemodel", 1)
     weights = load_weights(runs / "fcn8s" / "final.caffemodel")
@@ -101,6 +103,25 @@ def test_own_dataset_end_to_end(layout, vgg_v1, tmp_path, capsys):
     expected = [c for _, colour in FOLDER_CLASSES for c in colour] if layout == "colour" else None
     if expected is not None:
         assert palette == expected
+
+
+def _pycaffe_forward(prototxt: Path, weights: Path, monkeypatch) -> None:
+    """``caffe.Net(val.prototxt, weights, TEST).forward()`` the way Caffe would run it: the module
+    ``folder_layers`` imported from the path, K-class scores the size of the image."""
+    import sys
+
+    import reproduce.data.caffe_layers as layers_dir   # noqa: F401 — a folder of modules
+    import reproduce.pycaffe as caffe
+
+    monkeypatch.setitem(sys.modules, "caffe", caffe)
+    monkeypatch.syspath_prepend(str(Path(layers_dir.__path__[0])))
+    monkeypatch.delitem(sys.modules, "folder_layers", raising=False)
+    net = caffe.Net(str(prototxt), str(weights), caffe.TEST)
+    net.forward()
+    data, scores = net.blobs["data"].data, net.blobs["score"].data
+    assert scores.shape == (1, K, *data.shape[2:]) and np.ptp(scores) > 0
+    assert type(net.layers[0]).__module__ == "folder_layers"
+    sys.modules.pop("folder_layers", None)
 
 
 def test_init_from_a_21_class_fcn_keeps_the_trunk_and_remakes_the_scores(tmp_path):

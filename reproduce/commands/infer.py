@@ -49,14 +49,22 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")
     mean, score_blob = _preprocessing(args)
-    classes = _classes(args)
+    classes, release = _classes(args), None
+    if classes is None and args.prototxt is None:   # a release net: its dataset's class names
+        from reproduce.data.description import release_description
+        from reproduce.models import MODELS
+
+        release = release_description(MODELS[args.net].dataset)
     if classes is not None:
         if args.num_classes is not None and args.num_classes != classes.num_classes:
             raise UserError(f"--num-classes {args.num_classes} but the dataset has {classes.num_classes} classes")
-        args.num_classes = classes.num_classes
+        if args.dataset is not None or args.classes is not None:
+            args.num_classes = classes.num_classes
         if args.dataset is not None:
             mean = classes.mean_bgr   # what its stages' data layers subtracted
     net = _build(args)
+    if release is not None and _classes_of(net, score_blob) == release.num_classes:
+        classes = release   # the release's class names (its palette is VOC's)
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
                                progress=not args.quiet, mean=mean, score_blob=score_blob,
@@ -132,3 +140,11 @@ def _classes(args: argparse.Namespace):
         raise UserError(str(err).splitlines()[0]) from None
     return DatasetDescription(args.classes.stem, str(args.classes), "classes", ("train", "val"), names,
                               colours or voc_colours(len(names)), published=False)
+
+
+def _classes_of(net, score_blob: str) -> int | None:
+    """The class count of a built net's scores (None when it cannot tell)."""
+    try:
+        return int(net.blob_shapes[score_blob][1])
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None
