@@ -96,7 +96,9 @@ def test_own_dataset_end_to_end(layout, vgg_v1, tmp_path, capsys, monkeypatch):
     images = sorted((dataset / ("JPEGImages" if layout == "voc-style" else "images")).iterdir())[:1]
     out_dir = tmp_path / "out"
     assert main(["infer", "--net", "fcn8s", "--weights", str(runs / "fcn8s" / "final.caffemodel"),
-                 "--dataset", str(dataset), *map(str, images), "-o", str(out_dir), "--quiet"]) == 0
+                 "--dataset", str(dataset), *map(str, images), "-o", str(out_dir)]) == 0
+    found = capsys.readouterr().out.split("(classes ", 1)[1].split(")")[0].split(", ")
+    assert found and set(found) <= set(NAMES if layout != "folder" else [f"class_{i}" for i in range(K)])
     with Image.open(out_dir / f"{images[0].stem}.png") as label_map:
         assert label_map.mode == "P" and label_map.size == Image.open(images[0]).size
         palette = label_map.getpalette()[:3 * K]
