@@ -226,6 +226,10 @@ def test_classes_txt_and_the_default_split(tmp_path):
     label[:2] = 7
     Image.fromarray(label, "L").save(dataset / "labels" / "img000.png")
     assert describe_folder(dataset, ignore_label=7).num_classes == K   # the ignore label is no class
+    from reproduce.data.folder import read_label
+
+    mapped = read_label(dataset / "labels" / "img000.png", ignore_label=7)   # to the nets' 255
+    assert (mapped[:2] == 255).all() and mapped[2:].max() < K
 
 
 def test_stage_refuses_nets_of_other_datasets_and_names_the_problem(tmp_path, vgg_v1, capsys):
