@@ -22,10 +22,12 @@ RUNS     ?= runs
 MAX_ITER ?=
 WIDTHS   ?= full
 STAGE_FLAGS ?=
+DATASET  ?=
 VERIFY_FLAGS ?=
 DEMO_DIR ?= demo-run
 STAGE = $(PY) -m reproduce stage --data-dir "$(DATA_DIR)" --sbd-dir "$(SBD_DIR)" --voc-dir "$(VOC_DIR)" --device $(DEVICE) \
-        --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) $(STAGE_FLAGS)
+        --runs "$(RUNS)" --widths $(WIDTHS) $(if $(MAX_ITER),--max-iter $(MAX_ITER)) \
+        $(if $(DATASET),--dataset "$(DATASET)") $(STAGE_FLAGS)
 
 .PHONY: help install test prototxt benchmark weights verify infer demo \
         stage-32s stage-16s stage-8s stage-8s-atonce stage-alexnet stage-googlenet \
@@ -72,7 +74,7 @@ data: $(STAMP) ## download (or DATA_FROM=DIR|URL: import), extract and check DAT
 weights: $(STAMP) ## download (or FROM=DIR: import), check and convert the official caffemodels into weights/
 	$(PY) -m reproduce weights --dir weights $(if $(FROM),--from "$(FROM)")
 
-stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS)
+stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS; DATASET=DIR: your data)
 	$(STAGE) fcn32s --init "$(VGG16)"
 
 stage-16s: $(STAMP) ## FCN-16s from the FCN-32s result
@@ -126,7 +128,7 @@ paper: $(STAMP) ## the CVPR 2015 experiments: command, published figure, run sta
 	$(PY) -m reproduce paper --runs "$(RUNS)" --data-dir "$(DATA_DIR)" --plot "$(RUNS)/paper/fig5.png"
 
 verify: $(STAMP) ## score every available stage (VOC: seg11valid against the published mean IU; other datasets: MEASURED)
-	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(VERIFY_FLAGS)
+	$(PY) -m reproduce verify --voc-dir "$(VOC_DIR)" --data-dir "$(DATA_DIR)" --runs "$(RUNS)" --weights-dir weights --device $(DEVICE) $(if $(DATASET),--dataset "$(DATASET)") $(VERIFY_FLAGS)
 
 NET ?= fcn8s
 INFER_WEIGHTS ?= weights/fcn8s-heavy-pascal.pth

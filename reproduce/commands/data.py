@@ -41,11 +41,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     check = sub.add_parser("check", help="count what is there and name what is missing")
     check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
     check.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
+    check.add_argument("--dataset", type=Path, metavar="DIR",
+                       help="check your own dataset folder instead (images/ + labels/, or VOC-style; "
+                            "see README 'Your own data'): every problem, then counts and class frequencies")
+    check.add_argument("--num-classes", type=int, help="--dataset without classes.txt: K (default: read off the labels)")
+    check.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
 
 
 def run(args: argparse.Namespace) -> int:
     from reproduce.data import fetch
 
+    if args.action == "check" and args.dataset is not None:
+        return _check_folder(args)
     if args.action == "check":
         releases = fetch.select(args.names) if args.names else list(fetch.datasets().values())
         return _check(releases, args.dir)
@@ -104,3 +111,22 @@ def _check(releases, directory: Path) -> int:
         else:
             print(f"{release.name}: complete")
     return 1 if incomplete else 0
+
+
+def _check_folder(args: argparse.Namespace) -> int:
+    """``data check --dataset DIR``: every problem one line on stderr, then the counts."""
+    from reproduce.data.folder_check import check_folder
+
+    if args.names:
+        raise SystemExit("error: data check: give release dataset names or --dataset DIR, not both")
+    report = check_folder(args.dataset, num_classes=args.num_classes, ignore_label=args.ignore_label,
+                          progress=sys.stderr.isatty())
+    for line in report.lines:
+        print(line)
+    for problem in report.problems:
+        print(f"problem: {problem}", file=sys.stderr)
+    if report.problems:
+        print(f"{len(report.problems)} problem(s) in {args.dataset}", file=sys.stderr)
+        return 1
+    print(f"{args.dataset}: no problems found")
+    return 0

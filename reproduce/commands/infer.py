@@ -25,6 +25,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", type=Path, required=True, help=".caffemodel, .caffemodel.h5 or .pth")
     parser.add_argument("--widths", default="auto", help="full, tiny, or auto (read off the weights; default)")
     parser.add_argument("--num-classes", type=int, help="classes (default: read off the weights' score_fr)")
+    parser.add_argument("--dataset", type=Path, metavar="DIR",
+                        help="your dataset (stage --dataset DIR): its class names, its palette and its mean")
+    parser.add_argument("--classes", type=Path, metavar="FILE",
+                        help="a classes.txt (`name` or `name R G B` a line): the class names and palette")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
@@ -45,17 +49,34 @@ def run(args: argparse.Namespace) -> int:
     if not images:
         raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")
     mean, score_blob = _preprocessing(args)
+    classes, release = _classes(args), None
+    if classes is None and args.prototxt is None:   # a release net: its dataset's class names
+        from reproduce.data.description import release_description
+        from reproduce.models import MODELS
+
+        release = release_description(MODELS[args.net].dataset)
+    if classes is not None:
+        if args.num_classes is not None and args.num_classes != classes.num_classes:
+            raise UserError(f"--num-classes {args.num_classes} but the dataset has {classes.num_classes} classes")
+        if args.dataset is not None or args.classes is not None:
+            args.num_classes = classes.num_classes
+        if args.dataset is not None:
+            mean = classes.mean_bgr   # what its stages' data layers subtracted
     net = _build(args)
+    if release is not None and _classes_of(net, score_blob) == release.num_classes:
+        classes = release   # the release's class names (its palette is VOC's)
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
                                progress=not args.quiet, mean=mean, score_blob=score_blob,
-                               dense=args.dense, tile=args.tile)
+                               dense=args.dense, tile=args.tile,
+                               palette=classes.palette() if classes is not None else None,
+                               class_names=classes.classes if classes is not None else None)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:
         for r in results:
             print(f"{r.image} → {r.label_png}" + (f", {r.overlay.name}" if r.overlay else "")
-                  + f" (classes {', '.join(map(str, r.classes))})")
+                  + f" (classes {', '.join(r.names or map(str, r.classes))})")
     print(f"segmented {len(results)} image(s) into {args.out}")
     return 0
 
@@ -98,3 +119,32 @@ def _build(args: argparse.Namespace):
                         device=args.device)
     except ValueError as err:  # NetError, shape mismatches, undetectable widths
         raise UserError(f"{args.weights}: {err}" if str(args.weights) not in str(err) else str(err)) from None
+
+
+def _classes(args: argparse.Namespace):
+    """The ``DatasetDescription`` whose names and colours label the pictures (``--dataset``,
+    ``--classes``), or None (the VOC palette, class numbers)."""
+    if args.dataset is None and args.classes is None:
+        return None
+    if args.dataset is not None and args.classes is not None:
+        raise UserError("give --dataset DIR or --classes FILE, not both")
+    from reproduce.data import DatasetError
+    from reproduce.data.description import DatasetDescription, voc_colours
+    from reproduce.data.folder import describe_folder, read_classes
+
+    try:
+        if args.dataset is not None:
+            return describe_folder(args.dataset, num_classes=args.num_classes)
+        names, colours = read_classes(args.classes)
+    except (DatasetError, OSError, UnicodeDecodeError, ValueError) as err:
+        raise UserError(str(err).splitlines()[0]) from None
+    return DatasetDescription(args.classes.stem, str(args.classes), "classes", ("train", "val"), names,
+                              colours or voc_colours(len(names)), published=False)
+
+
+def _classes_of(net, score_blob: str) -> int | None:
+    """The class count of a built net's scores (None when it cannot tell)."""
+    try:
+        return int(net.blob_shapes[score_blob][1])
+    except (AttributeError, KeyError, IndexError, TypeError):
+        return None

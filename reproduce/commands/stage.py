@@ -36,6 +36,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="VOC nets: SBD dataset folder (train.txt, img/, cls/; default <data-dir>/sbdd/dataset)")
     parser.add_argument("--voc-dir", type=Path, default=None,
                         help="VOC nets: PASCAL VOC2011 folder (default <data-dir>/pascal/VOC2011)")
+    parser.add_argument("--dataset", type=Path, metavar="DIR",
+                        help="train on your own dataset folder (images/ + labels/, or VOC-style; README "
+                             "'Your own data'): K-class scores, its train/val splits, iterations scaled "
+                             "to its size (VOC nets)")
+    parser.add_argument("--ignore-label", type=int, default=255,
+                        help="--dataset: the label value to ignore (default 255)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (the stage writes <runs>/<model>/)")
     parser.add_argument("--widths", default="full", choices=["full", "tiny"], help="layer widths")
     parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the release's)")
@@ -45,8 +51,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--test-interval", type=int, default=None,
                         help="seg_tests every N iterations (default: as the net's solve.py — 4000 VOC, "
                              "2000 NYUDv2 and SIFT Flow, 8000 PASCAL-Context)")
-    parser.add_argument("--snapshot", type=int, default=DEFAULT_INTERVAL,
-                        help=f"snapshot every N iterations (default {DEFAULT_INTERVAL}, as solver.prototxt)")
+    parser.add_argument("--snapshot", type=int, default=None,
+                        help=f"snapshot every N iterations (default {DEFAULT_INTERVAL}, as solver.prototxt; "
+                             f"with --dataset, as often as seg_tests)")
     parser.add_argument("--display", type=int, help="log the training loss every N iterations (default 20)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED,
                         help="solver random_seed (dropout); rank r of a torchrun launch uses seed + r")
@@ -77,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from reproduce.cli import UserError
-    from reproduce.training.stages import StageError, StageOptions, run_stage
+    from reproduce.training.stages import DEFAULT_INTERVAL, StageError, StageOptions, run_stage
 
     streams = {}
     for item in args.init_stream:
@@ -89,11 +96,14 @@ def run(args: argparse.Namespace) -> int:
                         data_dir=args.data_dir, stream_inits=streams or None,
                         runs=args.runs, widths=args.widths, num_classes=args.num_classes,
                         device=args.device, max_iter=args.max_iter, base_lr=args.base_lr,
-                        test_interval=args.test_interval, snapshot=args.snapshot, display=args.display,
+                        test_interval=args.test_interval,
+                        snapshot=args.snapshot if args.snapshot is not None or args.dataset else DEFAULT_INTERVAL,
+                        display=args.display,
                         seed=args.seed, progress=not args.quiet, fixed=args.fixed,
                         recipe=args.recipe, loss_sampling=args.loss_sampling,
                         class_weights=args.class_weights, mirror=args.mirror, jitter=args.jitter,
-                        learn_upsampling=args.learn_upsampling, train_set=args.train_set)
+                        learn_upsampling=args.learn_upsampling, train_set=args.train_set,
+                        dataset=args.dataset, ignore_label=args.ignore_label)
     try:
         run_stage(opts)
     except StageError as err:

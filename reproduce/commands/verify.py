@@ -56,6 +56,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--limit", type=int, help="score only the first N images (a smoke test; rows are not judged)")
     parser.add_argument("--save-dir", type=Path, help="also write each prediction as <dir>/<stage>-<source>/<id>.png")
     parser.add_argument("--report", type=Path, help="JSON report path (default <runs>/verify.json)")
+    parser.add_argument("--dataset", type=Path, metavar="DIR",
+                        help="score the stages trained on your own dataset (stage --dataset DIR) on its val "
+                             "split: per-class IU with its class names, a confusion-matrix PNG, no PASS/FAIL")
+    parser.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
     parser.add_argument("--quiet", action="store_true", help="no progress bars")
 
 
@@ -63,6 +67,8 @@ def run(args: argparse.Namespace) -> int:
     from reproduce.evaluation import verify as V
     from reproduce.models import MODELS
 
+    if args.dataset is not None:
+        return _verify_dataset(args)
     stages = args.stages or (V.DEMO_STAGES if args.demo else V.ALL_STAGES)
     unknown = [s for s in stages if s not in MODELS]
     if unknown:
@@ -120,3 +126,22 @@ def _join_torchrun(device: str):
         cuda = str(device).startswith("cuda") or (device == "auto" and torch.cuda.is_available())
         init_process_group(world, torch.device("cuda" if cuda else "cpu"))
     return world
+
+
+def _verify_dataset(args: argparse.Namespace) -> int:
+    """``verify --dataset DIR``: MEASURED rows for the stages trained on it (evaluation.own_data)."""
+    from reproduce.data import DatasetError
+    from reproduce.evaluation.own_data import DATASET_STAGES, verify_dataset
+
+    unknown = [s for s in args.stages or () if s not in DATASET_STAGES]
+    if unknown:
+        raise UserError(f"--dataset: unknown stage(s) {', '.join(unknown)} (choose from {', '.join(DATASET_STAGES)})")
+    if args.limit is not None and args.limit < 1:
+        raise UserError("--limit must be at least 1")
+    try:
+        return verify_dataset(args.dataset, args.runs, stages=args.stages, ignore_label=args.ignore_label,
+                              device=args.device, widths=args.widths,
+                              limit=args.limit, progress=not args.quiet, report=args.report,
+                              log=lambda line: print(line, flush=True))
+    except DatasetError as err:
+        raise UserError(str(err)) from None

@@ -133,6 +133,14 @@ def _pascalcontext(params, layer, base_dir):
                                      _require(params, "split", layer))
 
 
+def _folder(params, layer, base_dir):
+    from .folder import FolderSegmentation
+    return FolderSegmentation(_directory(params, "dataset_dir", layer, base_dir), _require(params, "split", layer),
+                              _directory(params, "split_file", layer, base_dir), mean=_require(params, "mean", layer),
+                              num_classes=int(_require(params, "num_classes", layer)),
+                              ignore_label=int(params.get("ignore_label", 255)))
+
+
 # (module, layer) → (factory, the parameter naming the dataset directory root_override replaces)
 DATA_LAYERS: dict[tuple[str, str], tuple[Callable, str]] = {
     ("voc_layers", "SBDDSegDataLayer"): (_sbdd, "sbdd_dir"),
@@ -140,6 +148,8 @@ DATA_LAYERS: dict[tuple[str, str], tuple[Callable, str]] = {
     ("siftflow_layers", "SIFTFlowSegDataLayer"): (_siftflow, "siftflow_dir"),
     ("nyud_layers", "NYUDSegDataLayer"): (_nyud, "nyud_dir"),
     ("pascalcontext_layers", "PASCALContextSegDataLayer"): (_pascalcontext, "voc_dir"),
+    # a user's own dataset (reproduce.data.folder; --dataset DIR)
+    ("folder_layers", "FolderSegDataLayer"): (_folder, "dataset_dir"),
 }
 
 

@@ -136,17 +136,22 @@ class InferResult:
     label_png: Path
     overlay: Path | None
     classes: tuple[int, ...]   # the classes present in the prediction
+    names: tuple[str, ...] = ()   # their names, where the class names are known
 
 
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
                  score_blob: str = "score", dense: int | None = None,
-                 tile: int | None = None) -> list[InferResult]:
+                 tile: int | None = None, palette: Sequence[int] | None = None,
+                 class_names: Sequence[str] | None = None) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
     mean the net's data layer subtracted in training, ``score_blob`` the head to label by,
     ``dense`` a shift-and-stitch factor (None: the net's own upsampling). An image whose
     forward would not fit in memory is refused with the estimate, or with ``tile`` segmented
-    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``)."""
+    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``).
+    ``palette``: a flat 256-entry ``[r, g, b, …]`` palette for the label maps and overlays (a
+    dataset's colours, ``DatasetDescription.palette()``; default VOC's); ``class_names``: the
+    names of the classes, in order (each result's ``names`` are those present)."""
     from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
 
@@ -183,10 +188,14 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
         seg = segment(net, preprocess(image, mean), lambda n, a, b: predict(n, a, b, scorer),
                       score_blob, tile=tile, what=str(path))
         label_png = out_dir / f"{path.stem}.png"
-        save_palette_png(label_png, seg.astype(np.uint8))
+        save_palette_png(label_png, seg.astype(np.uint8), palette)
         overlay_path = None
         if overlay:
             overlay_path = out_dir / f"{path.stem}_overlay.png"
-            Image.fromarray(vis_seg(image, seg, palette_array(256), alpha)).save(overlay_path)
-        results.append(InferResult(path, label_png, overlay_path, tuple(int(c) for c in np.unique(seg))))
+            colours = palette_array(256) if palette is None else np.array(palette, dtype=np.uint8).reshape(256, 3)
+            Image.fromarray(vis_seg(image, seg, colours, alpha)).save(overlay_path)
+        present = tuple(int(c) for c in np.unique(seg))
+        names = tuple(class_names[c] if class_names is not None and c < len(class_names) else str(c)
+                      for c in present)
+        results.append(InferResult(path, label_png, overlay_path, present, names))
     return results

@@ -212,8 +212,9 @@ def voc_palette() -> list[int]:
     return palette
 
 
-def save_palette_png(path: str | Path, label_array: np.ndarray) -> None:
-    """Write a 2-D label map (values 0–255) as a palette PNG with the VOC colormap."""
+def save_palette_png(path: str | Path, label_array: np.ndarray, palette: Sequence[int] | None = None) -> None:
+    """Write a 2-D label map (values 0–255) as a palette PNG with the VOC colormap (or
+    ``palette``, a flat 256-entry ``[r, g, b, …]`` list: a dataset's colours)."""
     from PIL import Image
 
     label_array = np.asarray(label_array)
@@ -225,7 +226,7 @@ def save_palette_png(path: str | Path, label_array: np.ndarray) -> None:
         raise ValueError(f"{path}: label values must lie in [0, 255]")
     height, width = label_array.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(label_array, np.uint8).tobytes())
-    image.putpalette(voc_palette())
+    image.putpalette(list(palette) if palette is not None else voc_palette())
     image.save(str(path))
 
 

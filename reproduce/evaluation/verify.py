@@ -492,8 +492,12 @@ def _score_other_row(row: Row, source, widths: str, device: str, limit: int | No
             nets[key] = load_net(row.stage, row.weights, split=dataset_of(row.stage).splits[1],
                                  widths=widths, device=device)
         out = None if save_dir is None else Path(save_dir) / f"{row.stage}-{row.source}{head.suffix}"
+        from reproduce.data.description import release_description
+
+        names = release_description(model(row.stage).dataset, model(row.stage).heads.index(head)).classes
         result = evaluate(nets[key], subset, score_blob=head.score, label_blob=head.label,
                           loss_blob=head.loss, progress=progress, save_dir=out,
+                          class_names=names if len(names) == head.num_classes else None,
                           description=f"{row.stage} {head.score} ({row.source})")
     except (CaffeFormatError, OSError, ValueError, KeyError, RuntimeError) as err:
         _mark_error(row, err)

@@ -363,14 +363,23 @@ def median_frequency_weights(labels: Callable[[int], "object"], count: int, num_
         counts = np.bincount(label, minlength=num_classes)
         pixels += counts
         present_in[counts > 0] += label.size
+    return {**median_frequency_from_counts(pixels, present_in), "images": count}
+
+
+def median_frequency_from_counts(pixels, present_in) -> dict:
+    """Median frequency weights from each class's pixels and the pixels of the images it is
+    in (``median_frequency_weights``' sums; ``data check --dataset`` gathers its own)."""
+    import numpy as np
+
+    pixels, present_in = np.asarray(pixels, dtype=np.int64), np.asarray(present_in, dtype=np.int64)
     present = pixels > 0
     if not present.any():
         raise AblationError("no labelled pixel in the training split: cannot balance classes")
-    freq = np.zeros(num_classes)
+    freq = np.zeros(len(pixels))
     freq[present] = pixels[present] / present_in[present]
     median = float(np.median(freq[present]))
     weights = np.where(present, median / np.where(present, freq, 1.0), 0.0)
-    return {"method": MEDIAN_FREQUENCY, "images": count, "pixels": pixels.tolist(),
+    return {"method": MEDIAN_FREQUENCY, "pixels": pixels.tolist(),
             "frequency": freq.tolist(), "weights": weights.tolist()}
 
 
