@@ -41,7 +41,8 @@ def test_the_table_lookup_is_the_reference_load_image(tmp_path, suffix):
     rgb[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 64, 1]]
     path = tmp_path / f"a{suffix}"
     Image.fromarray(rgb).save(path)
-    for mean in MEANS:
+    mean_image = np.random.default_rng(1).uniform(90, 130, (37, 45, 3))  # not a table: as written
+    for mean in [*MEANS, mean_image, np.float32([[7.5, 8, 9]])]:
         mine = load_caffe_image(path, mean)
         assert_same_array(mine, reference_load_image(path, mean))
         assert mine.flags.c_contiguous

@@ -69,8 +69,10 @@ _MEAN_TABLES: dict = {}
 
 def _mean_table(mean) -> np.ndarray | None:
     """``table[v, c]`` = the reference's float32 ``v - mean[c]`` for v in 0..255 (BGR channel
-    c); ``None`` for a mean that does not broadcast as three channels."""
+    c); ``None`` for a mean that is not one value or three (a mean image, say)."""
     mean_array = np.asarray(mean)
+    if mean_array.shape not in ((), (1,), (3,)):
+        return None
     key = (mean_array.dtype.str, mean_array.shape, mean_array.tobytes())
     if key not in _MEAN_TABLES:
         values = np.repeat(np.arange(256, dtype=np.float32)[:, None], 3, axis=1)

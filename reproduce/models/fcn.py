@@ -48,6 +48,14 @@ class FCN(Net):
                  weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None, *,
                  backbone: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None,
                  generator: torch.Generator | None = None):
+        """``num_classes``: the class count (a ``{score blob: count}`` mapping for several
+        heads); ``None`` reads it off ``weights``/``backbone`` where they score classes, else
+        the release's. ``widths``: ``"full"``, ``"tiny"`` or a ``{full: width}`` table; ``None``
+        reads the preset off the weights' first convolution, else ``"full"``. ``weights``:
+        trained weights of this net (a caffemodel, ``.pth`` or ``{layer: [arrays]}``), copied by
+        layer name. ``backbone``: weights to start training from, transplanted by the stage's
+        surgery (see the module docstring). ``generator`` seeds the msra trunk of a module
+        built from neither."""
         if not self.model_name:
             raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet or "
                             "FCNGoogLeNet, "
