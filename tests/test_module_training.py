@@ -66,9 +66,12 @@ def test_modules_are_built_as_solve_py_leaves_them(cls):
     assert grad is not None and grad.abs().sum() > 0
 
 
-def test_backbone_transplants_the_ilsvrc_classifier_as_the_stage_does():
+def test_backbone_transplants_the_ilsvrc_classifier_as_the_stage_does(tmp_path):
+    from reproduce.weights.convert import save_weights
+
     classifier = tiny_classifier()
-    model = reproduce.FCN8s(num_classes=5, backbone=classifier)
+    save_weights(tmp_path / "classifier.pth", classifier)
+    model = reproduce.FCN8s(num_classes=5, backbone=tmp_path / "classifier.pth")
     log = model.surgery_log
     assert "coercing fc6 0 (32, 784) -> (32, 16, 7, 7)" in log and "dropping fc8" in log
     assert "interp upscore8 (bilinear)" in log
