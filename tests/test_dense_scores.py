@@ -16,20 +16,21 @@ from reproduce.cli import main
 from reproduce.evaluation.dense import DenseError, DenseScorer
 from reproduce.evaluation.infer import predict, preprocess
 
+from nonzero import assert_varies, randomize
+
 
 @pytest.fixture(scope="module")
 def tiny_fcn32s(tmp_path_factory):
-    """Random tiny FCN-32s (bilinear upscore, as the release's), its .pth and the net."""
+    """Random tiny FCN-32s (every blob random, ``tests/nonzero.py``; bilinear upscore, as the
+    release's), its .pth and the net."""
     from reproduce.models import net_param
     from reproduce.net import Net
     from reproduce.weights import surgery
     from reproduce.weights.convert import save_weights
 
-    net = Net(net_param("fcn32s", "deploy", num_classes=4, widths="tiny"),
-              generator=torch.Generator().manual_seed(8))
+    net = randomize(Net(net_param("fcn32s", "deploy", num_classes=4, widths="tiny")), seed=8,
+                    keep_fixed=True)  # upscore: zero off its diagonal, as the release's
     weights = net.weights_dict()
-    for name in weights:                 # scores that vary (the release zero-fills score_fr)
-        weights[name] = [w * 40 if name == "score_fr" else w for w in weights[name]]
     surgery.interp(weights, ["upscore"])
     net.copy_from(weights)
     path = tmp_path_factory.mktemp("w32") / "tiny-fcn32s.pth"
@@ -54,6 +55,7 @@ def test_factor_one_is_the_nets_bilinear_upsampling_between_cells(tiny_fcn32s):
     assert ours.shape == theirs.shape
     inside = [slice(13, min(size, int(12.5 + 32 * (n - 1)))) for size, n in zip(x.shape[2:], cells)]
     assert all(s.stop - s.start > 40 for s in inside)
+    assert_varies(theirs[..., inside[0], inside[1]], "FCN-32s scores")
     torch.testing.assert_close(ours[..., inside[0], inside[1]], theirs[..., inside[0], inside[1]])
 
 
@@ -67,6 +69,7 @@ def test_factor_two_interpolates_the_shift_and_stitch_grid(tiny_fcn32s):
         net.forward(data=x)
     coarse = net.blobs["score_fr"][0].double().numpy()
     aligned = grid[:, ::2, ::2]                       # shift 0: the coarse scores themselves
+    assert_varies(coarse, "coarse scores")
     np.testing.assert_array_equal(aligned, coarse[:, :aligned.shape[1], :aligned.shape[2]])
     rows = (np.arange(x.shape[2]) - 12.5) / 16
     cols = (np.arange(x.shape[3]) - 12.5) / 16
@@ -74,6 +77,7 @@ def test_factor_two_interpolates_the_shift_and_stitch_grid(tiny_fcn32s):
                             for j in range(grid.shape[2])] for c in range(grid.shape[0])], 0)
     expected = np.stack([[np.interp(cols, np.arange(grid.shape[2]), along_rows[c, :, i])
                           for i in range(len(rows))] for c in range(grid.shape[0])], 0)
+    assert_varies(ours, "dense scores")
     torch.testing.assert_close(torch.from_numpy(ours), torch.from_numpy(expected).float())
 
 
@@ -88,6 +92,7 @@ def test_infer_dense_command(tiny_fcn32s, tmp_path, capsys):
                  "--dense", "2", "--quiet", "--no-overlay"]) == 0
     label = np.array(Image.open(out / "a.png"))
     expected = predict(net, preprocess(Image.fromarray(rgb)), dense=DenseScorer(net, 2))
+    assert len(np.unique(label)) > 1, "a label map of one class proves little"
     np.testing.assert_array_equal(label, expected)
     for flag, message in (("3", "the factor must divide the stride 32×32 of 'score_fr'"),
                           ("0", "factor must be a positive integer, got 0")):

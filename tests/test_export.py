@@ -17,6 +17,7 @@ import torch
 
 from conftest import VOC_NETS
 from golden_compare import relative_error
+from nonzero import assert_varies, randomize
 from reproduce import export
 from reproduce.net import Net, registered_types
 from reproduce.net.plain import plain_ops
@@ -48,20 +49,6 @@ def run_eager(net: Net, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     with torch.no_grad():
         out = net.forward(**inputs)
     return {k: v.numpy() for k, v in out.items()}
-
-
-def randomize(net: Net, seed: int = 0) -> Net:
-    """Every parameter blob random (score layers start at zero, which would prove nothing);
-    BatchNorm's statistics kept valid (positive variance and scale factor)."""
-    generator = torch.Generator().manual_seed(seed)
-    with torch.no_grad():
-        for name, blobs in net.params.items():
-            for i, blob in enumerate(blobs):
-                value = torch.randn(blob.shape, generator=generator) * 0.5
-                if net.layer(name).layer_type == "BatchNorm":
-                    value = value.abs() + (2.0 if i == 2 else 0.5)
-                blob.copy_(value)
-    return net
 
 
 @pytest.fixture(scope="module")
@@ -151,6 +138,8 @@ def assert_runtimes_agree(net, program, onnx_path, inputs, what):
     with torch.no_grad():
         net.forward(**inputs, **fed)
     expected = {blob: net.blobs[blob].numpy() for blob in graph.outputs}
+    for blob, value in expected.items():  # zeros agreeing with zeros would prove nothing
+        assert_varies(value, f"{what} {blob}")
     for runtime, got in (("pt2", run_pt2(program, inputs)), ("onnx", run_onnx(onnx_path, inputs))):
         assert sorted(got) == sorted(graph.outputs), f"{what} {runtime}"
         for blob in graph.outputs:
@@ -332,12 +321,7 @@ def test_full_width_fcn8s_writes_and_reloads_at_the_size_of_its_weights(tmp_path
     nothing traced at the example's size is baked in — and reload to the same scores."""
     from reproduce.models import FCN8s
 
-    model = FCN8s()
-    with torch.no_grad():  # score layers start at zero; make the scores mean something
-        generator = torch.Generator().manual_seed(5)
-        for name in ("score_fr", "score_pool4", "score_pool3"):
-            for blob in model.params[name]:
-                blob.copy_(torch.randn(blob.shape, generator=generator) * 0.01)
+    model = randomize(FCN8s(), seed=5, keep_fixed=True)  # every learned blob, scores included
     weight_bytes = sum(p.numel() * p.element_size() for p in model.parameters())
     assert weight_bytes > 5e8
     program, onnx_path = export_both(model, tmp_path)

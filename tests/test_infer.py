@@ -13,6 +13,8 @@ from reproduce.evaluation.infer import (INFER_MEAN_BGR, collect_images, color_se
                              preprocess, vis_seg)
 from reproduce.evaluation.score import voc_palette
 
+from nonzero import assert_varies, randomize
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -65,13 +67,14 @@ def test_labels_from_rgb_inverts_the_palette():
 
 @pytest.fixture(scope="module")
 def tiny_fcn8s(tmp_path_factory):
-    """Random tiny FCN-8s weights (bilinear upsampling) saved as .pth; and the dict."""
+    """Random tiny FCN-8s weights (every learned blob random, ``tests/nonzero.py``; bilinear
+    upsampling) saved as .pth; and the dict."""
     from reproduce.weights import surgery
     from reproduce.weights.convert import save_weights
     from reproduce.models import net_param
     from reproduce.net import Net
 
-    net = Net(net_param("fcn8s", "deploy", widths="tiny"), generator=torch.Generator().manual_seed(5))
+    net = randomize(Net(net_param("fcn8s", "deploy", widths="tiny")), seed=5, keep_fixed=True)
     weights = net.weights_dict()
     surgery.interp(weights, [k for k in weights if "up" in k])
     path = tmp_path_factory.mktemp("w") / "tiny-fcn8s.pth"
@@ -111,7 +114,10 @@ def test_infer_command_end_to_end(tiny_fcn8s, tmp_path, capsys):
             assert png.getpalette()[:63] == voc_palette()[:63]
             label = np.array(png)
         with torch.no_grad():
-            expected = model(torch.from_numpy(preprocess(rgb))[None])[0].numpy().argmax(0)
+            scores = model(torch.from_numpy(preprocess(rgb))[None])[0].numpy()
+        assert_varies(scores, f"scores of {name}")
+        expected = scores.argmax(0)
+        assert len(np.unique(expected)) > 1, f"{name}: one class everywhere proves little"
         np.testing.assert_array_equal(label, expected)
         overlay = np.array(Image.open(out / f"{stem}_overlay.png"))
         np.testing.assert_array_equal(overlay, vis_seg(rgb, label))

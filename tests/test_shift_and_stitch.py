@@ -24,6 +24,8 @@ from reproduce.net.coord_map import BlobGraph
 from reproduce.net.rarefy import RarefyError, coarse_net, rarefy
 from reproduce.net.shift_and_stitch import ShiftAndStitchError, output_stride, shift_and_stitch
 
+from nonzero import assert_varies, randomize
+
 TOL: dict = {}   # assert_close's defaults for float32: rtol 1.3e-6, atol 1e-5
 
 
@@ -94,8 +96,11 @@ def _top_left_clear(param, output, factor, stride, out_len) -> np.ndarray:
     return ok
 
 
-def _check_equivalence(param, layers_and_factors, data, output, min_interior=4):
+def _check_equivalence(param, layers_and_factors, data, output, min_interior=4, fill=False):
+    """``fill``: draw every blob (``tests/nonzero.py``), for a net without fillers."""
     coarse = _build(param)
+    if fill:
+        randomize(coarse, seed=3)
     total = 1
     rarefied_param = param
     for layer, factor in layers_and_factors:
@@ -106,6 +111,7 @@ def _check_equivalence(param, layers_and_factors, data, output, min_interior=4):
         base = coarse.forward(data=data)[output]
         dense = shift_and_stitch(coarse, total, data=data)[output]
         rare = rarefied.forward(data=data)[output]
+    assert_varies(base, f"{output} of the coarse net")
     stride = output_stride(coarse)
     assert stride[0] % total == 0
     # stride-aligned positions: both are the coarse net, everywhere
@@ -154,7 +160,7 @@ def test_tiny_fcn_coarse_net_rarefied_at_pool5():
     param = coarse_net(net_param("fcn32s", "deploy", num_classes=5, widths="tiny"), "score_fr")
     assert [l.name for l in param.layer][-1] == "score_fr"
     data = torch.randn(1, 3, 468, 468, generator=torch.Generator().manual_seed(3))
-    _check_equivalence(param, [("pool5", 2)], data, "score_fr", min_interior=4)
+    _check_equivalence(param, [("pool5", 2)], data, "score_fr", min_interior=4, fill=True)
 
 
 def test_constant_band_stays_exact_with_dilated_pooling():

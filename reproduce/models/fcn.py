@@ -12,8 +12,18 @@ Every other net of the release is ``FCN.from_model(name)`` (``"nyud-fcn32s-color
 ``"siftflow-fcn8s"``…): a net with several inputs takes them by name (``forward(color=…,
 hha=…)``), one with several heads returns ``{"score_sem": …, "score_geo": …}``.
 
-The module runs in Caffe's TEST phase (dropout is the identity); training goes through the
-solver with the ``train`` description.
+As constructed, a module is what the release's ``solve.py`` leaves before training: every
+``up`` deconvolution bilinear (the final one fixed, ``lr_mult: 0``), the score layers zero, and
+the trunk either ``backbone=`` transplanted as ``python -m reproduce stage`` does it (the ILSVRC
+classifier ``VGG_ILSVRC_16_layers.caffemodel``, or a release FCN whose score layers are re-made
+when ``num_classes`` differs; ``module.surgery_log`` lists every decision) or, with neither
+``backbone`` nor ``weights``, drawn from Caffe's msra filler (``generator=`` seeds it) — so it
+trains in a plain PyTorch loop as constructed (``reproduce.models.initial``). ``weights=`` loads
+trained weights of this very net; the widths and class count are read off them when not given.
+
+The module runs in Caffe's TEST phase (dropout is the identity); it trains in a plain PyTorch
+loop (the README's example: ``lr_mult: 0`` layers have ``requires_grad=False``), and Caffe's
+way through the solver with the ``train`` description.
 """
 from __future__ import annotations
 
@@ -34,32 +44,71 @@ class FCN(Net):
 
     model_name = ""
 
-    def __init__(self, num_classes: int | Mapping[str, int] | None = 21, widths: Widths = "full",
-                 weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None):
+    def __init__(self, num_classes: int | Mapping[str, int] | None = None, widths: Widths | None = None,
+                 weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None, *,
+                 backbone: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None,
+                 generator: torch.Generator | None = None):
+        """``num_classes``: the class count (a ``{score blob: count}`` mapping for several
+        heads); ``None`` reads it off ``weights``/``backbone`` where they score classes, else
+        the release's. ``widths``: ``"full"``, ``"tiny"`` or a ``{full: width}`` table; ``None``
+        reads the preset off the weights' first convolution, else ``"full"``. ``weights``:
+        trained weights of this net (a caffemodel, ``.pth`` or ``{layer: [arrays]}``), copied by
+        layer name. ``backbone``: weights to start training from, transplanted by the stage's
+        surgery (see the module docstring). ``generator`` seeds the msra trunk of a module
+        built from neither."""
         if not self.model_name:
             raise TypeError("FCN is abstract: use FCN32s, FCN16s, FCN8s, FCN8sAtOnce, FCNAlexNet or "
                             "FCNGoogLeNet, "
                             "or FCN.from_model(name) for any net of the release")
+        if weights is not None and backbone is not None:
+            raise ValueError("give weights= (this net's trained weights) or backbone= (weights to "
+                             "start training from), not both")
+        from reproduce.weights.pretrained import detect_num_classes, detect_widths
+
+        from . import initial
+
         description = model(self.model_name)
+        given = weights if weights is not None else backbone
+        source, source_name = initial.read_weights(given) if given is not None else (None, "")
+        if widths is None:  # read off the weights: the demo's width-reduced nets load as they are
+            widths = detect_widths(self.model_name, source, source_name) if source is not None else "full"
+        if num_classes is None and source is not None:
+            num_classes = detect_num_classes(source, net_name=self.model_name)
+        if num_classes is None:
+            num_classes = description.num_classes if len(description.heads) == 1 else None
         super().__init__(net_param(self.model_name, "deploy", num_classes=num_classes,
-                                   widths=widths), weights=weights, phase="test")
+                                   widths=widths), phase="test")
         self.description = description
         self.num_classes = num_classes if num_classes is not None else description.num_classes
         self.keep_blobs = False  # a module returns scores; Net's pycaffe-style blobs stay opt-in
+        # as the release's solve.py leaves a net: bilinear upsampling, zero scores, a trunk
+        self.surgery_log: list[str] = []
+        if backbone is not None:
+            if description.fusion:
+                raise ValueError(f"{self.model_name} fuses several inputs: start it with "
+                                 "`python -m reproduce stage`, whose surgery fills each stream")
+            self.surgery_log = initial.transplant_backbone(self, source, source_name)
+        else:
+            initial.bilinear_upsampling(self)
+            if weights is None:
+                initial.random_trunk(self, generator)
+            else:
+                self.copy_from(source, name=source_name)
 
     @classmethod
     def from_model(cls, name: str, num_classes: int | Mapping[str, int] | None = None,
-                   widths: Widths = "full",
-                   weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None) -> "FCN":
+                   widths: Widths | None = None,
+                   weights: str | os.PathLike | Mapping[str, Sequence[Any]] | None = None,
+                   **kwargs) -> "FCN":
         """The deploy net of the release's net ``name`` as a module (release class counts
-        unless ``num_classes`` says otherwise)."""
+        unless ``num_classes`` or the weights say otherwise; ``backbone=``, ``generator=`` as
+        for the constructor)."""
         description = model(name)
         known = FCN_CLASSES.get(description.name)
         if known is not None:
-            return known(num_classes if num_classes is not None else description.num_classes,
-                         widths, weights)
+            return known(num_classes, widths, weights, **kwargs)
         subclass = type(f"FCN[{description.name}]", (cls,), {"model_name": description.name})
-        return subclass(num_classes, widths, weights)
+        return subclass(num_classes, widths, weights, **kwargs)
 
     def forward(self, x: torch.Tensor | None = None, **inputs: torch.Tensor):  # type: ignore[override]
         """Class scores (N×classes×H×W) of the image batch ``x`` (N×3×H×W); for a net with
