@@ -6,7 +6,9 @@ runs as a loop over the steps, with the unrolled net's parameter blobs in its or
 — and for the LSTM the previous cell's contribution — is cut), optionally ``x_static``
 ``(N, …)`` seen at every step, and with ``recurrent_param.expose_hidden`` the initial states
 (``h_0``, and ``c_0`` for the LSTM, each ``(1, N, num_output)``; zeros otherwise) — with the
-final states as extra tops (``h_T``; ``h_T``, ``c_T``).
+final states as extra tops (``h_T``; ``h_T``, ``c_T``). As in Caffe (9b89154) the exposed
+states share data only: no gradient reaches ``h_0``/``c_0``, none flows back from
+``h_T``/``c_T`` (a truncated-BPTT boundary).
 
 * RNN: ``h_t = tanh(W_hh·(cont_t·h_{t−1}) + W_xh·x_t + b_h [+ W_xh_static·x_static])``,
   ``o_t = tanh(W_ho·h_t + b_o)``; top ``o`` ``(T, N, num_output)``. Blobs: W_xh, b_h,
@@ -119,7 +121,8 @@ class _Recurrent(CaffeLayer):
         if self.static_input:
             static = bottoms[2].reshape(num, -1) @ blobs[2].t()
         first = 2 + self.static_input
-        initial = [b[0] for b in bottoms[first:]] if self.expose_hidden else \
+        # Caffe shares only the data of exposed states: no diff into h_0/c_0 (nor from h_T/c_T)
+        initial = [b[0].detach() for b in bottoms[first:]] if self.expose_hidden else \
             [x.new_zeros((num, self.num_output))] * self.states
         return x_gates, cont.to(x.dtype).unsqueeze(-1), static, initial, blobs[2 + self.static_input:]
 
@@ -142,7 +145,7 @@ class RNN(_Recurrent):
             h = torch.tanh(total)
             outputs.append(torch.tanh(h @ W_ho.t() + b_o))
         top = torch.stack(outputs)
-        return (top, h.unsqueeze(0)) if self.expose_hidden else (top,)
+        return (top, h.detach().unsqueeze(0)) if self.expose_hidden else (top,)
 
 
 @register("LSTM")
@@ -162,4 +165,5 @@ class LSTM(_Recurrent):
             c, h = lstm_unit(c, gates, cont[t])
             outputs.append(h)
         top = torch.stack(outputs)
-        return (top, h.unsqueeze(0), c.unsqueeze(0)) if self.expose_hidden else (top,)
+        return ((top, h.detach().unsqueeze(0), c.detach().unsqueeze(0)) if self.expose_hidden
+                else (top,))
