@@ -16,7 +16,8 @@ non-zero random values. Caffe backpropagates only from a loss, so a non-loss lay
 diff reaching ``y`` is ``g_y``. Each ``<case>.npz`` holds ``prototxt`` (the whole net; an
 InfogainLoss source is the placeholder ``@H@``, its matrix stored as ``file/H``),
 ``param/<layer>/<i>`` (values), ``blob/<top>`` after forward and ``diff/<layer>/<i>`` after
-backward (zero where Caffe computes none). ``has_backward`` is 0
+backward (zero where Caffe computes none). ``caffe_layer_types.txt`` lists the build's layer
+registry (``caffe.layer_type_list()``). ``has_backward`` is 0
 for layers Caffe cannot backpropagate (ArgMax, Threshold).
 """
 from __future__ import annotations
@@ -272,6 +273,8 @@ def main(argv=None):
     import caffe
     caffe.set_mode_cpu()
     os.makedirs(args.out, exist_ok=True)
+    with open(os.path.join(args.out, "caffe_layer_types.txt"), "w") as f:
+        f.write("\n".join(sorted(caffe.layer_type_list())) + "\n")   # the build's registry
     for name, spec in cases().items():
         if args.only and name not in args.only:
             continue
