@@ -60,9 +60,6 @@ NOT_EXPORTABLE = {
     "SPP": "its pooling kernels, strides and pads are computed from the input's height and "
            "width at every pass (Caffe's SPPLayer::Reshape)",
     "Filter": "the number of items it outputs depends on the selector's values",
-    "RNN": "the recurrent layers are not exported yet (Caffe's unrolled time loop)",
-    "LSTM": "the recurrent layers are not exported yet (Caffe's unrolled time loop)",
-    "LSTMUnit": "the recurrent layers are not exported yet (Caffe's unrolled time loop)",
 }
 INSTALL_HINT = "pip install -e '.[export]' (onnx, onnxruntime, onnxscript)"
 

@@ -485,3 +485,10 @@ def test_lstm_and_rnn_expose_hidden_states():
         h = np.tanh(h @ W_hh.T + x[t] @ W_xh.T + b_h)
         close(y[t], np.tanh(h @ W_ho.T + b_o))
     close(hT[0], h)
+
+
+def test_recurrent_layer_refuses_another_number_of_time_steps_like_caffe():
+    layer = recurrent("RNN", T=4)
+    assert layer.top_shapes([(4, 5, 4), (4, 5)]) == [(4, 5, 3)]   # streams may change
+    with pytest.raises(LayerError, match="timesteps changed"):
+        layer.top_shapes([(3, 2, 4), (3, 2)])

@@ -454,12 +454,11 @@ def test_a_data_source_layer_is_refused(source):
 
 
 @pytest.mark.parametrize("kind,params", [
-    ("SPP", "spp_param { pyramid_height: 2 }"), ("Filter", ""),
-    ("LSTM", "recurrent_param { num_output: 2 }")])
+    ("SPP", "spp_param { pyramid_height: 2 }"), ("Filter", "")])
 def test_a_layer_with_data_dependent_geometry_is_refused_by_name(kind, params):
     from reproduce.caffe.text import parse
 
-    inputs = {"SPP": ["data"], "Filter": ["data", "sel"], "LSTM": ["seq", "cont"]}[kind]
+    inputs = {"SPP": ["data"], "Filter": ["data", "sel"]}[kind]
     param = parse(f"""name: "r"
         layer {{ name: "in" type: "Input" top: "data" top: "sel" top: "seq" top: "cont"
           input_param {{ shape {{ dim: 2 dim: 3 dim: 4 dim: 4 }} shape {{ dim: 2 }}
@@ -468,3 +467,36 @@ def test_a_layer_with_data_dependent_geometry_is_refused_by_name(kind, params):
           top: "out" {params} }}""", "NetParameter")
     with pytest.raises(export.ExportError, match=f"layer 'x' \\({kind}\\) cannot be exported"):
         export.DeployGraph(Net(param))
+
+
+def test_recurrent_layers_export_unrolled_at_their_time_steps(tmp_path):
+    """RNN, LSTM (with x_static) and LSTMUnit: Caffe fixes the number of time steps when it
+    unrolls, so the program is static; every runtime agrees with the eager net."""
+    from reproduce.caffe.text import parse
+
+    rp = ('recurrent_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } '
+          'bias_filler { type: "gaussian" std: 0.5 } }')
+    text = ('name: "seq"\n'
+            'layer { name: "in" type: "Input" top: "x" top: "cont" top: "s" input_param { '
+            'shape { dim: 4 dim: 2 dim: 5 } shape { dim: 4 dim: 2 } shape { dim: 2 dim: 3 } } }\n'
+            + _layer("lstm", "LSTM", ["x", "cont", "s"], ["h"], rp)
+            + _layer("rnn", "RNN", ["h", "cont"], ["o"], rp)
+            + _layer("first", "Slice", ["o"], ["o0", "orest"], "slice_param { axis: 0 slice_point: 1 }")
+            + _layer("gates", "Tile", ["o0"], ["g"], "tile_param { axis: 2 tiles: 4 }")
+            + _layer("cfirst", "Slice", ["cont"], ["c0", "crest"], "slice_param { axis: 0 slice_point: 1 }")
+            + _layer("unit", "LSTMUnit", ["o0", "g", "c0"], ["uc", "uh"]))
+    net = randomize(Net(parse(text, "NetParameter")))
+    graph = export.DeployGraph(net)
+    assert export.dynamic_axes(graph) == {"x": {}, "cont": {}, "s": {}}
+    program, onnx_path = export_both(net, tmp_path)
+    rng = np.random.default_rng(5)
+    cont = np.array([[0, 0], [1, 1], [1, 0], [1, 1]], np.float32)
+    inputs = {"x": rng.normal(size=(4, 2, 5)), "cont": cont, "s": rng.normal(size=(2, 3))}
+    with torch.no_grad():
+        expected = {k: v.numpy() for k, v in net.forward(**inputs).items()}
+    assert sorted(expected) == ["crest", "orest", "uc", "uh"]
+    assert np.abs(expected["uh"]).max() > 0
+    for runtime, got in (("pt2", run_pt2(program, inputs)), ("onnx", run_onnx(onnx_path, inputs))):
+        assert sorted(got) == sorted(expected), runtime
+        for blob, value in expected.items():
+            assert relative_error(got[blob], value) <= TOLERANCE, f"{runtime} {blob}"

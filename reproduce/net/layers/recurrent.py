@@ -20,7 +20,8 @@ states share data only: no gradient reaches ``h_0``/``c_0``, none flows back fro
   4D)``, ``cont`` ``(1, N)``; ``i = σ(·), f = cont·σ(·), o = σ(·), g = tanh(·)``, ``c = f·c_{t−1}
   + i·g``, ``h = o·tanh(c)``; tops ``c``, ``h``.
 
-Weights are filled by ``weight_filler`` (every matrix) and ``bias_filler``. Backward is the
+The number of time steps is the one the layer was built for (Caffe unrolls once and CHECKs
+it); the number of streams N may change. Weights are filled by ``weight_filler`` (every matrix) and ``bias_filler``. Backward is the
 unrolled net's, i.e. the exact derivative through every step (autograd); ``cont`` gets none.
 """
 from __future__ import annotations
@@ -86,6 +87,7 @@ class _Recurrent(CaffeLayer):
                              f"{len(bottom_shapes)} bottoms")
         if len(layer_param.top) != 1 + exposed:
             raise self.error(f"needs {1 + exposed} top(s), got {len(layer_param.top)}")
+        self.steps = x[0]   # Caffe unrolls T once: "input number of timesteps changed"
         hidden = self.num_output * self.gate_factor
         self.add_blob((hidden, count(x, 2)), p.weight_filler)
         self.add_blob((hidden,), p.bias_filler)
@@ -103,6 +105,9 @@ class _Recurrent(CaffeLayer):
 
     def top_shapes(self, bottom_shapes):
         x, cont = (tuple(s) for s in bottom_shapes[:2])
+        if hasattr(self, "steps") and x[0] != self.steps:
+            raise self.error(f"input number of timesteps changed: built for {self.steps}, "
+                             f"got {x[0]} (Caffe unrolls the net once)")
         if cont != x[:2]:
             raise self.error(f"cont must be (T, N) = {x[:2]}, got {cont}")
         state = (1, x[1], self.num_output)
