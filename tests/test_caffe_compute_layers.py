@@ -283,7 +283,7 @@ def test_parameter_layer_is_its_blob():
     with torch.no_grad():
         net.layer("p").weight.copy_(torch.arange(6.0).reshape(2, 3))
     net.forward()
-    assert float(net.loss) == pytest.approx((np.arange(6.0) ** 2).sum() / 2 / 2)
+    assert float(net.loss.detach()) == pytest.approx((np.arange(6.0) ** 2).sum() / 2 / 2)
     net.backward()
     close(net.layer("p").weight.grad.numpy(), np.arange(6.0).reshape(2, 3) / 2)
     close(net.layer("t").weight.grad.numpy(), -np.arange(6.0).reshape(2, 3) / 2)

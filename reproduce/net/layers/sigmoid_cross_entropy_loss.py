@@ -10,6 +10,7 @@ ignored; the targets get no gradient (Caffe refuses).
 """
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 from .base import CaffeLayer, count
@@ -26,7 +27,7 @@ class _SigmoidCE(torch.autograd.Function):
         positive = (flat >= 0).to(flat.dtype)
         terms = -(flat * (t - positive) - torch.log(1 + torch.exp(flat - 2 * flat * positive)))
         norm = normalizer(mode, x.shape[0], count(x.shape, 1), int(valid.sum()))
-        loss = sequential_float_sum(terms[valid]) / torch.tensor(norm).float().numpy()
+        loss = sequential_float_sum(terms[valid]) / np.float32(norm)   # Caffe's float loss
         ctx.save_for_backward(x, target, valid)
         ctx.norm = norm
         return torch.tensor(float(loss), dtype=x.dtype, device=x.device)
