@@ -55,6 +55,12 @@ SCAN_LIMIT = 640        # heights/widths probed by the net's shape inference
 BATCH_PROBE = 4
 # not part of a deploy graph: they consume labels, or consume and produce nothing
 LEFT_OUT = ("Accuracy", "Silence")
+# compute layers whose graph cannot have dynamic sizes: refused, saying why
+NOT_EXPORTABLE = {
+    "SPP": "its pooling kernels, strides and pads are computed from the input's height and "
+           "width at every pass (Caffe's SPPLayer::Reshape)",
+    "Filter": "the number of items it outputs depends on the selector's values",
+}
 INSTALL_HINT = "pip install -e '.[export]' (onnx, onnxruntime, onnxscript)"
 
 
@@ -91,6 +97,10 @@ class DeployGraph(nn.Module):
                                   f"layers in its place")
             if _left_out(step.layer.layer_type):
                 continue
+            if step.layer.layer_type in NOT_EXPORTABLE:
+                raise ExportError(f"net {net.name!r}: layer {step.layer.layer_name!r} "
+                                  f"({step.layer.layer_type}) cannot be exported: "
+                                  f"{NOT_EXPORTABLE[step.layer.layer_type]}")
             steps.append(index)
             consumed.update(step.bottoms)
             available.difference_update(step.bottoms)

@@ -238,9 +238,34 @@ ZOO = (
              f"convolution_param {{ num_output: 3 kernel_size: 1 {GAUSS} }}")
     + _layer("loss", "SoftmaxWithLoss", ["score", "label"], ["loss"])
     + _layer("accuracy", "Accuracy", ["score", "label"], ["accuracy"])
+    # the compute layers of issue 23, on a branch off conv
+    + _layer("pbias", "Parameter", [], ["pbias"], "parameter_param { shape { dim: 6 } }")
+    + _layer("biased", "Bias", ["conv", "pbias"], ["biased"])
+    + _layer("abs", "AbsVal", ["biased"], ["abs"])
+    + _layer("exp", "Exp", ["abs"], ["exp"], "exp_param { base: 2 scale: -0.5 shift: 0.25 }")
+    + _layer("log", "Log", ["exp"], ["log"], "log_param { base: 10 scale: 2 shift: 0.1 }")
+    + _layer("bnll", "BNLL", ["log"], ["bnll"])
+    + _layer("clip", "Clip", ["bnll"], ["clip"], "clip_param { min: -0.5 max: 0.9 }")
+    + _layer("elu", "ELU", ["clip"], ["elu"], "elu_param { alpha: 0.7 }")
+    + _layer("prelu", "PReLU", ["elu"], ["prelu"])
+    + _layer("swish", "Swish", ["prelu"], ["swish"], "swish_param { beta: 1.3 }")
+    + _layer("mvn", "MVN", ["swish"], ["mvn"], "mvn_param { across_channels: true }")
+    + _layer("threshold", "Threshold", ["mvn"], ["threshold"], "threshold_param { threshold: 0.2 }")
+    + _layer("tile", "Tile", ["threshold"], ["tile"], "tile_param { axis: 1 tiles: 2 }")
+    + _layer("red", "Reduction", ["tile"], ["red"], "reduction_param { operation: SUMSQ axis: 2 }")
+    + _layer("argmax", "ArgMax", ["biased"], ["argmax"], "argmax_param { axis: 1 top_k: 2 }")
+    + _layer("embed", "Embed", ["argmax"], ["embed"],
+             'embed_param { num_output: 3 input_dim: 6 weight_filler { type: "gaussian" } }')
+    + _layer("cols", "Im2col", ["biased"], ["cols"],
+             "convolution_param { kernel_size: 3 pad: 1 stride: 2 }")
+    + _layer("rsum", "Reduction", ["biased"], ["rsum"], "reduction_param { axis: 1 }")
+    + _layer("zero", "Power", ["rsum"], ["zero"], "power_param { scale: 0 }")
+    + _layer("reindex", "BatchReindex", ["biased", "zero"], ["reindex"])
 )
-ZOO_OUTPUTS = ["flat", "gave", "gmax", "h1", "h2", "mask", "pool_ave_cut", "pool_cut",
-               "prob", "score"]
+NOT_IN_ZOO = {"SPP", "Filter", "RNN", "LSTM", "LSTMUnit"} | {
+    t for t in registered_types() if t.endswith("Loss")}
+ZOO_OUTPUTS = ["cols", "embed", "flat", "gave", "gmax", "h1", "h2", "mask", "pool_ave_cut",
+               "pool_cut", "prob", "red", "reindex", "score"]
 
 
 def test_every_layer_type_exports_or_is_left_out(tmp_path):
@@ -251,7 +276,9 @@ def test_every_layer_type_exports_or_is_left_out(tmp_path):
     # InnerProduct has its own test; a Python layer is a data layer (an input) or a
     # user's registered port (its own code); DummyData and MemoryData are data sources,
     # refused below
-    assert set(registered_types()) - used == {"InnerProduct", "Python", "DummyData", "MemoryData"}
+    # SPP, Filter and the recurrent layers have export tests of their own
+    assert set(registered_types()) - used - NOT_IN_ZOO == {"InnerProduct", "Python", "DummyData",
+                                                            "MemoryData"}
     net = randomize(Net(param))
     graph = export.DeployGraph(net)
     assert graph.inputs == ["data"] and graph.outputs == ZOO_OUTPUTS  # label only fed the loss
@@ -408,3 +435,52 @@ def test_a_data_source_layer_is_refused(source):
     kind = source.split('"')[1]
     with pytest.raises(export.ExportError, match=f"layer 'data' is a {kind} source"):
         export.DeployGraph(Net(param))
+
+
+@pytest.mark.parametrize("kind,params", [
+    ("SPP", "spp_param { pyramid_height: 2 }"), ("Filter", "")])
+def test_a_layer_with_data_dependent_geometry_is_refused_by_name(kind, params):
+    from reproduce.caffe.text import parse
+
+    inputs = {"SPP": ["data"], "Filter": ["data", "sel"]}[kind]
+    param = parse(f"""name: "r"
+        layer {{ name: "in" type: "Input" top: "data" top: "sel" top: "seq" top: "cont"
+          input_param {{ shape {{ dim: 2 dim: 3 dim: 4 dim: 4 }} shape {{ dim: 2 }}
+                         shape {{ dim: 3 dim: 2 dim: 5 }} shape {{ dim: 3 dim: 2 }} }} }}
+        layer {{ name: "x" type: "{kind}" {"".join(f'bottom: "{b}" ' for b in inputs)}
+          top: "out" {params} }}""", "NetParameter")
+    with pytest.raises(export.ExportError, match=f"layer 'x' \\({kind}\\) cannot be exported"):
+        export.DeployGraph(Net(param))
+
+
+def test_recurrent_layers_export_unrolled_at_their_time_steps(tmp_path):
+    """RNN, LSTM (with x_static) and LSTMUnit: Caffe fixes the number of time steps when it
+    unrolls, so the program is static; every runtime agrees with the eager net."""
+    from reproduce.caffe.text import parse
+
+    rp = ('recurrent_param { num_output: 3 weight_filler { type: "gaussian" std: 0.5 } '
+          'bias_filler { type: "gaussian" std: 0.5 } }')
+    text = ('name: "seq"\n'
+            'layer { name: "in" type: "Input" top: "x" top: "cont" top: "s" input_param { '
+            'shape { dim: 4 dim: 2 dim: 5 } shape { dim: 4 dim: 2 } shape { dim: 2 dim: 3 } } }\n'
+            + _layer("lstm", "LSTM", ["x", "cont", "s"], ["h"], rp)
+            + _layer("rnn", "RNN", ["h", "cont"], ["o"], rp)
+            + _layer("first", "Slice", ["o"], ["o0", "orest"], "slice_param { axis: 0 slice_point: 1 }")
+            + _layer("gates", "Tile", ["o0"], ["g"], "tile_param { axis: 2 tiles: 4 }")
+            + _layer("cfirst", "Slice", ["cont"], ["c0", "crest"], "slice_param { axis: 0 slice_point: 1 }")
+            + _layer("unit", "LSTMUnit", ["o0", "g", "c0"], ["uc", "uh"]))
+    net = randomize(Net(parse(text, "NetParameter")))
+    graph = export.DeployGraph(net)
+    assert export.dynamic_axes(graph) == {"x": {}, "cont": {}, "s": {}}
+    program, onnx_path = export_both(net, tmp_path)
+    rng = np.random.default_rng(5)
+    cont = np.array([[0, 0], [1, 1], [1, 0], [1, 1]], np.float32)
+    inputs = {"x": rng.normal(size=(4, 2, 5)), "cont": cont, "s": rng.normal(size=(2, 3))}
+    with torch.no_grad():
+        expected = {k: v.numpy() for k, v in net.forward(**inputs).items()}
+    assert sorted(expected) == ["crest", "orest", "uc", "uh"]
+    assert np.abs(expected["uh"]).max() > 0
+    for runtime, got in (("pt2", run_pt2(program, inputs)), ("onnx", run_onnx(onnx_path, inputs))):
+        assert sorted(got) == sorted(expected), runtime
+        for blob, value in expected.items():
+            assert relative_error(got[blob], value) <= TOLERANCE, f"{runtime} {blob}"

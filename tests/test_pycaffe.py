@@ -452,19 +452,13 @@ def test_python_layers_forward_backward_reshape(layers_module, tmp_path):
 def test_python_layer_gradient_feeds_autograd(layers_module, tmp_path):
     """A Python layer between built-in ones: the shim's backward and the project Net's
     autograd (through the layer's own numpy backward) agree with the analytic gradient."""
+    # loss = Σ ip² through Power (the analytic gradient below is this loss's)
     extra = """
     layer { type: 'InnerProduct' name: 'ip' bottom: 'sq' top: 'ip'
       inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.5 } } }
-    layer { type: 'EuclideanLoss' name: 'loss' bottom: 'ip' bottom: 'target' top: 'loss' }
+    layer { type: 'Power' name: 'pw' bottom: 'ip' top: 'loss' loss_weight: 1
+      power_param { power: 2 } }
     """
-    # EuclideanLoss may not be ported: use Power + a sum instead when it is not
-    if "EuclideanLoss" not in caffe.layer_type_list():
-        extra = """
-        layer { type: 'InnerProduct' name: 'ip' bottom: 'sq' top: 'ip'
-          inner_product_param { num_output: 3 weight_filler { type: 'gaussian' std: 0.5 } } }
-        layer { type: 'Power' name: 'pw' bottom: 'ip' top: 'loss' loss_weight: 1
-          power_param { power: 2 } }
-        """
     chain = [("sq", "data", "Squares", "")]
     net = caffe.Net(python_net(tmp_path, chain, extra=extra, shape=(2, 5)), caffe.TRAIN)
     x = np.random.default_rng(3).normal(size=(2, 5)).astype(np.float32)
@@ -1133,6 +1127,7 @@ def test_net_spec_lenet_and_zero_tops(tmp_path):
 def test_layer_type_list_and_the_rest_of_the_namespace():
     types = caffe.layer_type_list()
     assert types == sorted(types) and {"Python", "Convolution", "DummyData", "Crop"} <= set(types)
+    assert {"PReLU", "ArgMax", "LSTM", "RNN", "InfogainLoss", "EuclideanLoss"} <= set(types)
     assert (caffe.TRAIN, caffe.TEST) == (caffe.proto.caffe_pb2.TRAIN, caffe.proto.caffe_pb2.TEST) == (0, 1)
     for name in ("Net", "SGDSolver", "NesterovSolver", "AdaGradSolver", "RMSPropSolver",
                  "AdaDeltaSolver", "AdamSolver", "get_solver", "Layer", "set_mode_cpu",

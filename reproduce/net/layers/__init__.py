@@ -6,6 +6,11 @@ from . import (accuracy, batch_norm, bias, concat, convolution, crop, deconvolut
                dummy_data, eltwise, flatten, inner_product, input, lrn, memory_data, pooling,
                power, relu, reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split,
                tanh)
+# the remaining compute layers of BVLC Caffe (issue 23)
+from . import (absval, argmax, batch_reindex, bnll, clip, elu, embed, exp, filter, im2col, log,
+               mvn, parameter, prelu, reduction, spp, swish, threshold, tile)
+from . import (contrastive_loss, euclidean_loss, hinge_loss, infogain_loss,
+               multinomial_logistic_loss, recurrent, sigmoid_cross_entropy_loss)
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 
