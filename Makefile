@@ -69,8 +69,12 @@ DATA_FROM ?=
 data: $(STAMP) ## download (or DATA_FROM=DIR|URL: import), extract and check DATASETS into DATA_DIR
 	$(PY) -m reproduce data fetch $(DATASETS) --dir "$(DATA_DIR)" $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-weights: $(STAMP) ## download (or FROM=DIR: import), check and convert the official caffemodels into weights/
-	$(PY) -m reproduce weights --dir weights $(if $(FROM),--from "$(FROM)")
+# WEIGHTS_FROM=DIR imports the release's caffemodels from a folder, as DATA_FROM=DIR|URL does the
+# datasets; FROM= is the old spelling of WEIGHTS_FROM= (still read, with a note).
+WEIGHTS_FROM ?= $(FROM)
+weights: $(STAMP) ## download (or WEIGHTS_FROM=DIR: import), check and convert the official caffemodels into weights/
+	@$(if $(FROM),echo "note: FROM= is the old name of WEIGHTS_FROM= (as DATA_FROM= for data); use make weights WEIGHTS_FROM=$(FROM)" >&2,:)
+	$(PY) -m reproduce weights --dir weights $(if $(WEIGHTS_FROM),--from "$(WEIGHTS_FROM)")
 
 stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS)
 	$(STAGE) fcn32s --init "$(VGG16)"

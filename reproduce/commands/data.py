@@ -21,6 +21,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = sub.add_parser("fetch", help="download (or import), extract and check datasets")
     fetch.add_argument("names", nargs="+", metavar="NAME",
@@ -28,12 +30,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
     fetch.add_argument("--from", dest="source", metavar="DIR_OR_URL",
                        help="take the release's files from a mirror base URL or a local folder")
-    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_quiet(fetch)
     fetch.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
     fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     hha = sub.add_parser("hha", help="compute NYUDv2's HHA images (Gupta et al.) from its depth PNGs where missing")
     hha.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
-    hha.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(hha, "no progress bar")
     hha.add_argument("--raw-depth", type=Path, metavar="DIR",
                      help="raw Kinect depth PNGs img_<id>.png (e.g. Gupta et al.'s rawdepth): their zeros "
                           "are the missing-data mask, as in Gupta's saveHHA (default: the depth's zeros)")
@@ -51,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         return _check(releases, args.dir)
     if args.action == "hha":
         nyud = fetch.select(["nyud"])
-        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.no_progress,
+        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.quiet,
                                        raw_depth_dir=args.raw_depth, jobs=args.jobs):
             print(f"nyud: {line}", flush=True)
         return _check(nyud, args.dir)
@@ -62,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
     failed = []
     for release in releases:
         try:
-            for line in fetch.fetch_dataset(release, args.dir, source, progress=not args.no_progress,
+            for line in fetch.fetch_dataset(release, args.dir, source, progress=not args.quiet,
                                             timeout=args.timeout, retries=args.retries):
                 print(f"{release.name}: {line}", flush=True)
         except Exception as err:  # one line for this dataset; the others go on

@@ -15,6 +15,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     prepare = sub.add_parser("prepare", help="generate the data and the V1 classifier")
     prepare.add_argument("--out", type=Path, default=Path("demo-run"), help="demo folder (default demo-run)")
@@ -24,7 +26,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                          help="image side range in px (default 128 192)")
     prepare.add_argument("--pretrain-iters", type=int, default=600, help="classifier iterations (default 600)")
     prepare.add_argument("--seed", type=int, default=0)
-    prepare.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_quiet(prepare, "no progress bar")
     report = sub.add_parser("report", help="tables, panels and curves of a finished demo")
     report.add_argument("--out", type=Path, default=Path("demo-run"), help="demo folder (default demo-run)")
     report.add_argument("--images", type=int, default=4, help="validation images to show (default 4)")

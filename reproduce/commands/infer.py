@@ -16,19 +16,22 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet, add_run
+
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images, or folders of images")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     parser.add_argument("--net", default="fcn8s",
                         help="model name: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet, or a release folder "
                              "with RGB input (nyud-fcn32s-color, siftflow-fcn8s, pascalcontext-fcn8s…)")
     parser.add_argument("--prototxt", type=Path, help="a deploy prototxt to use instead of --net")
-    parser.add_argument("--weights", type=Path, required=True, help=".caffemodel, .caffemodel.h5 or .pth")
+    parser.add_argument("--weights", type=Path, help=".caffemodel, .caffemodel.h5 or .pth (required unless --run)")
+    add_run(parser)
     parser.add_argument("--widths", default="auto", help="full, tiny, or auto (read off the weights; default)")
     parser.add_argument("--num-classes", type=int, help="classes (default: read off the weights' score_fr)")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    add_device(parser)
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+    add_quiet(parser, "no progress bar, no per-image lines")
     parser.add_argument("--dense", type=int, metavar="F",
                         help="score by shift-and-stitch of the coarse net by F (a divisor of its "
                              "stride, 32; F² passes) instead of the net's upsampling "
@@ -41,6 +44,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reproduce.evaluation.infer import collect_images, infer_images
 
+    from reproduce.commands.common import apply_run
+
+    apply_run(args)
     images = collect_images(args.inputs)
     if not images:
         raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")

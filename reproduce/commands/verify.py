@@ -30,6 +30,8 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet
+
     parser.add_argument("--voc-dir", type=Path, default=Path("data/pascal/VOC2011"),
                         help="PASCAL VOC2011 folder (default data/pascal/VOC2011)")
     parser.add_argument("--split", default="seg11valid", help="split under ImageSets/Segmentation (default seg11valid)")
@@ -49,14 +51,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score the paper's experiments under <runs>/paper/ (default: unless "
                              "--demo or --stages)")
     parser.add_argument("--widths", default="auto", help="full, tiny or auto (read off the weights; default)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    add_device(parser)
     parser.add_argument("--tolerance", type=float, default=None, help="official weights: ± mean IU points (default 0.1)")
     parser.add_argument("--trained-below", type=float, default=None, help="re-trained: allowed shortfall (default 2.0)")
     parser.add_argument("--trained-above", type=float, default=None, help="re-trained: allowed excess (default 2.0)")
     parser.add_argument("--limit", type=int, help="score only the first N images (a smoke test; rows are not judged)")
     parser.add_argument("--save-dir", type=Path, help="also write each prediction as <dir>/<stage>-<source>/<id>.png")
     parser.add_argument("--report", type=Path, help="JSON report path (default <runs>/verify.json)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:

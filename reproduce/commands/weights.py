@@ -35,6 +35,8 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these entries (default: all)")
     parser.add_argument("--dir", type=Path, default=Path("weights"), help="weights directory (default: weights)")
     parser.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     parser.add_argument("--list", action="store_true", help="list the manifest and what is present; download nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
