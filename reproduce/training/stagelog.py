@@ -9,7 +9,10 @@ accuracy / mean accuracy / mean IU / fwavacc`` lines — is kept here as files:
 * ``test.csv``: one row per seg_tests (``iter, loss, overall_acc, mean_acc, mean_iu, fwavacc``);
 * ``log.jsonl``: both, as ``{"kind": "train"|"test", …}`` records in the order they happened,
   and a ``{"kind": "run", …}`` record of the settings each (re)started run trains with;
-* ``curve.png``: training loss and validation mean IU against the iteration.
+* ``curve.png``: the smoothed training loss (the raw loss faint) and validation mean IU on its
+  own axis, against the iteration (and the wall time on a second scale; ``reproduce.training.curves``);
+* ``events.out.tfevents.*``: the same rows for ``tensorboard --logdir runs``, when the optional
+  ``tensorboard`` package is installed (``reproduce.training.tensorboard``).
 
 Rows are appended and flushed one at a time. A resumed stage first drops the rows written
 after the snapshot it resumes from (``truncate``), so the files read as one run.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from reproduce.caffe.files import atomic_output
+from reproduce.training.tensorboard import TEST_SCALARS, TRAIN_SCALARS, EventLog
 
 TRAIN_COLUMNS = ("iter", "loss", "smoothed_loss", "lr", "it_per_s", "elapsed_s")
 TEST_COLUMNS = ("iter", "loss", "overall_acc", "mean_acc", "mean_iu", "fwavacc")
@@ -46,6 +50,7 @@ class StageLog:
         self.test_csv_path = self.run_dir / "test.csv"
         self.jsonl_path = self.run_dir / "log.jsonl"
         self.curve_path = self.run_dir / "curve.png"
+        self.events = EventLog(self.run_dir) if enabled else None
 
     # -- writing ---------------------------------------------------------------------------
     def _append_csv(self, path: Path, columns: Iterable[str], row: dict) -> None:
@@ -66,6 +71,7 @@ class StageLog:
             return
         self._append_csv(self.csv_path, TRAIN_COLUMNS, row)
         self._append_json({"kind": "train", **row})
+        self.events.scalars("train", row, TRAIN_SCALARS)
 
     def run(self, **row) -> None:
         """A ``{"kind": "run", …}`` record: the settings a (re)started run trains with."""
@@ -78,6 +84,11 @@ class StageLog:
         columns = TEST_COLUMNS + ((HEAD_COLUMN,) if HEAD_COLUMN in row else ())
         self._append_csv(self.test_csv_path, columns, row)
         self._append_json({"kind": "test", **row})
+        self.events.scalars("test", row, TEST_SCALARS)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
     # -- reading and resuming --------------------------------------------------------------
     def records(self) -> list[dict]:
@@ -93,6 +104,7 @@ class StageLog:
         """
         if not self.enabled:
             return
+        self.events.purge_after(resumed_iter)
         kept = [r for r in self.records()
                 if int(r.get("iter", 0)) < resumed_iter
                 or (r.get("kind") == "test" and int(r.get("iter", 0)) <= resumed_iter)]
