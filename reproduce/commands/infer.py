@@ -31,6 +31,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_device(parser)
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
+    parser.add_argument("--no-legend", action="store_true",
+                        help="overlays without the legend of the classes present (the picture vis.py draws)")
     add_quiet(parser, "no progress bar, no per-image lines")
     parser.add_argument("--dense", type=int, metavar="F",
                         help="score by shift-and-stitch of the coarse net by F (a divisor of its "
@@ -55,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
                                progress=not args.quiet, mean=mean, score_blob=score_blob,
-                               dense=args.dense, tile=args.tile)
+                               dense=args.dense, tile=args.tile, legend=not args.no_legend)
     except ValueError as err:
         raise UserError(str(err)) from None
     if not args.quiet:

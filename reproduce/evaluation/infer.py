@@ -141,12 +141,15 @@ class InferResult:
 def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: bool = True,
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
                  score_blob: str = "score", dense: int | None = None,
-                 tile: int | None = None) -> list[InferResult]:
+                 tile: int | None = None, legend: bool = True, class_names=None,
+                 colors=None) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
     mean the net's data layer subtracted in training, ``score_blob`` the head to label by,
     ``dense`` a shift-and-stitch factor (None: the net's own upsampling). An image whose
     forward would not fit in memory is refused with the estimate, or with ``tile`` segmented
-    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``)."""
+    in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``). Each
+    overlay carries a legend of the classes present (``reproduce.evaluation.legend``: ``class_names``
+    and ``colors``, VOC's by default) unless ``legend`` is False."""
     from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
 
@@ -187,6 +190,12 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
         overlay_path = None
         if overlay:
             overlay_path = out_dir / f"{path.stem}_overlay.png"
-            Image.fromarray(vis_seg(image, seg, palette_array(256), alpha)).save(overlay_path)
+            palette = palette_array(256) if colors is None else np.asarray(colors, np.uint8).reshape(-1, 3)
+            picture = vis_seg(image, seg, palette, alpha)
+            if legend:
+                from reproduce.evaluation.legend import add_legend
+
+                picture = add_legend(picture, np.unique(seg), class_names, palette)
+            Image.fromarray(picture).save(overlay_path)
         results.append(InferResult(path, label_png, overlay_path, tuple(int(c) for c in np.unique(seg))))
     return results
