@@ -159,40 +159,12 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def plot_curve(records: list[dict], out: str | Path, title: str = "", ax=None) -> Path:
-    """Training loss (left axis, log scale) and validation mean IU (right axis) → PNG."""
-    import matplotlib
+def plot_curve(records: list[dict], out: str | Path, title: str = "", axes=None) -> Path:
+    """The learning curves of ``records`` (``reproduce.training.curves``): a PNG at ``out``, or
+    drawn on ``axes`` = (loss axis, mean-IU axis) of a larger figure."""
+    from reproduce.training import curves
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    own_figure = ax is None
-    if own_figure:
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
-    test = [r for r in records if r.get("kind") == "test" and r.get("mean_iu") is not None]
-    if train:
-        ax.plot([r["iter"] for r in train], [r.get("smoothed_loss", r["loss"]) for r in train],
-                color="tab:blue", label="train loss (smoothed)")
-        if all(r.get("smoothed_loss", r["loss"]) > 0 for r in train):
-            ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss", color="tab:blue")
-    ax2 = ax.twinx()
-    heads = list(dict.fromkeys(r.get(HEAD_COLUMN) for r in test))
-    for head, color in zip(heads, ("tab:red", "tab:orange", "tab:purple", "tab:brown")):
-        rows = [r for r in test if r.get(HEAD_COLUMN) == head]
-        ax2.plot([r["iter"] for r in rows], [100 * r["mean_iu"] for r in rows], "o-",
-                 color=color, label=f"val mean IU {head}" if head else "val mean IU")
-    ax2.set_ylabel("validation mean IU (%)", color="tab:red")
-    ax2.set_ylim(0, 100)
-    if title:
-        ax.set_title(title)
-    if own_figure:
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-    return out
+    if axes is None:
+        return curves.plot(records, out, title)
+    curves.draw(records, *axes, title=title)
+    return Path(out)
