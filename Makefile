@@ -147,8 +147,17 @@ DEMO_VARS = SBD_DIR="$(DEMO_DIR)/data/sbdd/dataset" VOC_DIR="$(DEMO_DIR)/data/pa
             VGG16="$(DEMO_DIR)/vgg16-tiny-v1.caffemodel" RUNS="$(DEMO_DIR)/runs" WIDTHS=tiny \
             MAX_ITER=$(DEMO_ITER) STAGE_FLAGS="$(DEMO_STAGE_FLAGS)" VERIFY_FLAGS="--demo"
 
+DEMO_STEP = @$(PY) -m reproduce demo estimate --out "$(DEMO_DIR)" --step
 demo: $(STAMP) ## the whole pipeline at small scale on generated data (no data, GPU or download needed)
-	$(PY) -m reproduce demo prepare --out "$(DEMO_DIR)"
-	$(MAKE) --no-print-directory stage-32s stage-16s stage-8s $(DEMO_VARS)
+	$(PY) -m reproduce demo estimate --out "$(DEMO_DIR)"
+	$(PY) -m reproduce demo prepare --out "$(DEMO_DIR)" --device $(DEVICE)
+	$(DEMO_STEP) stage-32s
+	$(MAKE) --no-print-directory stage-32s $(DEMO_VARS)
+	$(DEMO_STEP) stage-16s
+	$(MAKE) --no-print-directory stage-16s $(DEMO_VARS)
+	$(DEMO_STEP) stage-8s
+	$(MAKE) --no-print-directory stage-8s $(DEMO_VARS)
+	$(DEMO_STEP) verify
 	$(MAKE) --no-print-directory verify $(DEMO_VARS)
+	$(DEMO_STEP) report
 	$(PY) -m reproduce demo report --out "$(DEMO_DIR)"

@@ -88,3 +88,32 @@ def test_matplotlib_handles_outline_the_near_black_classes():
     assert [h.get_label() for h in handles] == ["0 background", "15 person"]
     assert handles[0].get_edgecolor()[:3] != handles[0].get_facecolor()[:3]
     assert handles[1].get_edgecolor()[:3] == pytest.approx(handles[1].get_facecolor()[:3])
+
+
+def test_the_demo_predictions_figure_has_a_legend_of_the_classes_shown(tmp_path):
+    import matplotlib.pyplot as plt
+
+    from reproduce.data import VOCSegmentation, make_synthetic_dataset
+    from reproduce.demo.pipeline import panel_figure
+    from reproduce.models import net_param
+    from reproduce.net import Net
+    from reproduce.weights.convert import save_weights
+
+    data = make_synthetic_dataset(tmp_path / "data", 1, 2, seed=4, sides=(64, 80))
+    net = Net(net_param("fcn32s", "deploy", widths="tiny"), phase="test")
+    rng = np.random.default_rng(1)
+    save_weights(tmp_path / "w.pth", {name: [rng.normal(0, 0.2, tuple(p.shape)).astype(np.float32) for p in blobs]
+                                      for name, blobs in net.params.items()})
+    fig = panel_figure(data.voc_dir, [{"stage": "fcn32s", "weights": tmp_path / "w.pth"}], 2)
+    (legend,) = fig.legends
+    labels = [t.get_text() for t in legend.get_texts()]
+    dataset = VOCSegmentation(data.voc_dir, "seg11valid")
+    truth = set()
+    for sample_id in dataset.ids[:2]:
+        truth |= set(np.unique(dataset.load(sample_id)[1]).tolist())
+    expected = {r.index: f"{r.index} {r.name}" for r in entries(truth)}
+    assert set(expected.values()) <= set(labels), (labels, expected)
+    assert "0 background" in labels
+    background = legend.legend_handles[labels.index("0 background")]
+    assert tuple(background.get_edgecolor()[:3]) != tuple(background.get_facecolor()[:3])   # outlined
+    plt.close(fig)
