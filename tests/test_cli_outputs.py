@@ -216,3 +216,22 @@ def test_a_long_step_shows_that_it_is_alive_and_its_time(capsys):
     err = capsys.readouterr().err
     assert "tracing …" in err and "tracing … done in 0." in err
     assert "quick" not in err and "quiet" not in err
+
+
+def test_without_tensorboard_a_stage_log_writes_no_event_file_and_does_not_fail(tmp_path, monkeypatch):
+    import sys
+
+    from reproduce.training import tensorboard
+    from reproduce.training.stagelog import StageLog
+
+    monkeypatch.setitem(sys.modules, "tensorboard", None)      # as if not installed
+    tensorboard.available.cache_clear()
+    try:
+        log = StageLog(tmp_path)
+        log.train(iter=0, loss=1.0, smoothed_loss=1.0, lr=0.1, it_per_s=1.0, elapsed_s=0.5)
+        log.test(iter=1, loss=1.0, overall_acc=0.5, mean_acc=0.5, mean_iu=0.25, fwavacc=0.3)
+        log.close()
+    finally:
+        tensorboard.available.cache_clear()
+    assert not list(tmp_path.glob("events.out.tfevents.*"))
+    assert (tmp_path / "log.csv").is_file() and (tmp_path / "test.csv").is_file()

@@ -10,6 +10,7 @@ from the CSV and JSON lines. Without the package nothing is written and nothing 
 """
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 
@@ -17,6 +18,7 @@ TRAIN_SCALARS = ("loss", "smoothed_loss", "lr", "it_per_s")
 TEST_SCALARS = ("loss", "overall_acc", "mean_acc", "mean_iu", "mean_iu_present", "fwavacc")
 
 
+@functools.lru_cache(maxsize=None)
 def available() -> bool:
     try:
         import tensorboard  # noqa: F401
