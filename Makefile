@@ -71,8 +71,12 @@ DATA_FROM ?=
 data: $(STAMP) ## download (or DATA_FROM=DIR|URL: import), extract and check DATASETS into DATA_DIR
 	$(PY) -m reproduce data fetch $(DATASETS) --dir "$(DATA_DIR)" $(if $(DATA_FROM),--from "$(DATA_FROM)")
 
-weights: $(STAMP) ## download (or FROM=DIR: import), check and convert the official caffemodels into weights/
-	$(PY) -m reproduce weights --dir weights $(if $(FROM),--from "$(FROM)")
+# WEIGHTS_FROM=DIR imports the release's caffemodels from a folder, as DATA_FROM=DIR|URL does the
+# datasets; FROM= is the old spelling of WEIGHTS_FROM= (still read, with a note).
+WEIGHTS_FROM ?= $(FROM)
+weights: $(STAMP) ## download (or WEIGHTS_FROM=DIR: import), check and convert the official caffemodels into weights/
+	@$(if $(FROM),echo "note: FROM= is the old name of WEIGHTS_FROM= (as DATA_FROM= for data); use make weights WEIGHTS_FROM=$(FROM)" >&2,:)
+	$(PY) -m reproduce weights --dir weights $(if $(WEIGHTS_FROM),--from "$(WEIGHTS_FROM)")
 
 stage-32s: $(STAMP) ## FCN-32s from the VGG16 ILSVRC caffemodel (SBD_DIR, VOC_DIR, VGG16, DEVICE, MAX_ITER, RUNS; DATASET=DIR: your data)
 	$(STAGE) fcn32s --init "$(VGG16)"
@@ -145,8 +149,17 @@ DEMO_VARS = SBD_DIR="$(DEMO_DIR)/data/sbdd/dataset" VOC_DIR="$(DEMO_DIR)/data/pa
             VGG16="$(DEMO_DIR)/vgg16-tiny-v1.caffemodel" RUNS="$(DEMO_DIR)/runs" WIDTHS=tiny \
             MAX_ITER=$(DEMO_ITER) STAGE_FLAGS="$(DEMO_STAGE_FLAGS)" VERIFY_FLAGS="--demo"
 
+DEMO_STEP = @$(PY) -m reproduce demo estimate --out "$(DEMO_DIR)" --step
 demo: $(STAMP) ## the whole pipeline at small scale on generated data (no data, GPU or download needed)
-	$(PY) -m reproduce demo prepare --out "$(DEMO_DIR)"
-	$(MAKE) --no-print-directory stage-32s stage-16s stage-8s $(DEMO_VARS)
+	$(PY) -m reproduce demo estimate --out "$(DEMO_DIR)"
+	$(PY) -m reproduce demo prepare --out "$(DEMO_DIR)" --device $(DEVICE)
+	$(DEMO_STEP) stage-32s
+	$(MAKE) --no-print-directory stage-32s $(DEMO_VARS)
+	$(DEMO_STEP) stage-16s
+	$(MAKE) --no-print-directory stage-16s $(DEMO_VARS)
+	$(DEMO_STEP) stage-8s
+	$(MAKE) --no-print-directory stage-8s $(DEMO_VARS)
+	$(DEMO_STEP) verify
 	$(MAKE) --no-print-directory verify $(DEMO_VARS)
+	$(DEMO_STEP) report
 	$(PY) -m reproduce demo report --out "$(DEMO_DIR)"

@@ -47,6 +47,7 @@ USER_ERRORS = (
     "reproduce.weights.download:DownloadError", "reproduce.weights.legacy_v1:LegacyExportError",
     "reproduce.data.fetch:DataFetchError", "reproduce.training.lock:RunDirBusy",
     "reproduce.export:ExportError", "reproduce.pycaffe.layer:PythonLayerError",
+    "reproduce.training.run_folder:RunFolderError",
 )
 
 
@@ -62,14 +63,37 @@ def _user_errors() -> tuple[type[BaseException], ...]:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m reproduce",
                                      description="The Berkeley Fully Convolutional Networks, Caffe-exact, in PyTorch.")
+    parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_) in COMMANDS.items():
         sub.add_parser(name, help=help_, add_help=False)
     return parser
 
 
+def _version() -> str:
+    from reproduce import __version__
+
+    return __version__
+
+
+def command_parser(name: str) -> argparse.ArgumentParser:
+    """The parser of command ``name``: its flags, plain-text help, examples and ``--version``."""
+    from reproduce.commands import common
+
+    module = importlib.import_module(COMMANDS[name][0])
+    parser = argparse.ArgumentParser(prog=f"python -m reproduce {name}", description=common.plain(module.__doc__),
+                                     epilog=common.epilog(name),
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    module.add_arguments(parser)
+    common.finish(parser, _version())
+    return parser
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "--version":
+        print(f"python -m reproduce {_version()}")
+        return 0
     if not argv or argv[0] in ("-h", "--help") or argv[0] not in COMMANDS:
         parser = build_parser()
         if argv and argv[0] not in ("-h", "--help"):
@@ -79,11 +103,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 0
     name, rest = argv[0], argv[1:]
-    module_name, help_ = COMMANDS[name]
-    module = importlib.import_module(module_name)
-    parser = argparse.ArgumentParser(prog=f"python -m reproduce {name}", description=module.__doc__)
-    module.add_arguments(parser)
-    args = parser.parse_args(rest)
+    module = importlib.import_module(COMMANDS[name][0])
+    args = command_parser(name).parse_args(rest)
     from reproduce.runtime import keep_freed_memory
 
     keep_freed_memory()

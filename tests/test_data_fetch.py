@@ -110,7 +110,7 @@ def facts(release, monkeypatch):
 
 
 def _fetch(capsys, data_dir: Path, *args: str) -> tuple[int, str, str]:
-    rc = main(["data", "fetch", *args, "--dir", str(data_dir), "--no-progress", "--retries", "0"])
+    rc = main(["data", "fetch", *args, "--dir", str(data_dir), "--quiet", "--retries", "0"])
     out, err = capsys.readouterr()
     return rc, out, err
 

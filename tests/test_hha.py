@@ -241,7 +241,7 @@ def _run(capsys, *args):
 def test_fetch_nyud_computes_hha_for_every_id_and_a_rerun_is_a_no_op(nyud_facts, tmp_path, capsys):
     folder, ids = nyud_facts
     data = tmp_path / "data"
-    rc, out, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--no-progress")
+    rc, out, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--quiet")
     assert rc == 0, err
     assert "nyud: data/hha: computed 5 HHA image(s)" in out and "nyud: complete" in out
     assert "nyud/data/hha: 5 of 5 HHA images" in out
@@ -256,7 +256,7 @@ def test_fetch_nyud_computes_hha_for_every_id_and_a_rerun_is_a_no_op(nyud_facts,
     assert not list(hha_dir.glob(".*"))          # no temporary file left
 
     stamps = {p.name: p.stat().st_mtime_ns for p in hha_dir.iterdir()}
-    rc, out, _ = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", "http://127.0.0.1:9/", "--no-progress")
+    rc, out, _ = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", "http://127.0.0.1:9/", "--quiet")
     assert rc == 0 and "computed 0 HHA image(s)" in out and "5 already there kept" in out
     assert {p.name: p.stat().st_mtime_ns for p in hha_dir.iterdir()} == stamps
 
@@ -268,7 +268,7 @@ def test_fetch_nyud_computes_hha_for_every_id_and_a_rerun_is_a_no_op(nyud_facts,
     assert rc == 1
     assert (f"1 of 5 HHA images missing, first {hha_dir / f'img_{ids[3]}.png'}; make them with: "
             f"python -m reproduce data hha --dir {data}") in err
-    rc, out, err = _run(capsys, "hha", "--dir", str(data), "--no-progress")
+    rc, out, err = _run(capsys, "hha", "--dir", str(data), "--quiet")
     assert rc == 0, err
     assert "nyud: data/hha: computed 1 HHA image(s)" in out and "nyud: complete" in out
     assert (np.array(Image.open(hha_dir / f"img_{ids[0]}.png")) == own).all()
@@ -279,7 +279,7 @@ def test_fetch_nyud_computes_hha_for_every_id_and_a_rerun_is_a_no_op(nyud_facts,
 def test_a_bad_depth_png_is_one_line_naming_it(nyud_facts, tmp_path, capsys, damage):
     folder, ids = nyud_facts
     data = tmp_path / "data"
-    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--no-progress")
+    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--quiet")
     assert rc == 0, err
     depth = data / "nyud" / "data" / "depth" / f"img_{ids[2]}.png"
     target = data / "nyud" / "data" / "hha" / f"img_{ids[2]}.png"
@@ -292,16 +292,16 @@ def test_a_bad_depth_png_is_one_line_naming_it(nyud_facts, tmp_path, capsys, dam
         Image.fromarray(np.full((8, 8), 100, dtype=np.uint8)).save(depth)
     else:
         depth.unlink()
-    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress")
+    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--quiet")
     assert rc == 2
     assert err.count("\n") == 1 and err.startswith(f"error: {depth}: ")
     assert not target.exists() and not list(target.parent.glob(".*"))
-    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--no-progress")
+    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--quiet")
     assert rc == 1 and f"error: nyud: {depth}: " in err
 
 
 def test_data_hha_without_split_lists_names_the_fetch(tmp_path, capsys):
-    rc, _, err = _run(capsys, "hha", "--dir", str(tmp_path), "--no-progress")
+    rc, _, err = _run(capsys, "hha", "--dir", str(tmp_path), "--quiet")
     assert rc == 2 and f"python -m reproduce data fetch nyud --dir {tmp_path} first" in err
 
 
@@ -312,7 +312,7 @@ def test_data_hha_raw_depth_mask_and_jobs(nyud_facts, tmp_path, capsys):
     image is made."""
     folder, ids = nyud_facts
     data = tmp_path / "data"
-    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--no-progress")
+    rc, _, err = _run(capsys, "fetch", "nyud", "--dir", str(data), "--from", str(folder), "--quiet")
     assert rc == 0, err
     nyud = data / "nyud"
     hha_dir = nyud / "data" / "hha"
@@ -331,12 +331,12 @@ def test_data_hha_raw_depth_mask_and_jobs(nyud_facts, tmp_path, capsys):
         path.unlink()
 
     (raw_dir / f"img_{ids[1]}.png").rename(tmp_path / "aside.png")
-    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir))
+    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--quiet", "--raw-depth", str(raw_dir))
     assert rc == 2 and err.startswith(f"error: {raw_dir / f'img_{ids[1]}.png'}: raw depth missing (1 of the 5")
     assert not list(hha_dir.iterdir())
     (tmp_path / "aside.png").rename(raw_dir / f"img_{ids[1]}.png")
 
-    rc, out, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir),
+    rc, out, err = _run(capsys, "hha", "--dir", str(data), "--quiet", "--raw-depth", str(raw_dir),
                         "--jobs", "2")
     assert rc == 0, err
     assert f"computed 5 HHA image(s) from data/depth (Gupta et al.'s encoding, mask raw depth == 0 from {raw_dir})" in out
@@ -351,7 +351,7 @@ def test_data_hha_raw_depth_mask_and_jobs(nyud_facts, tmp_path, capsys):
     two_jobs = {p.name: p.read_bytes() for p in hha_dir.iterdir()}
     for path in hha_dir.iterdir():
         path.unlink()
-    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--no-progress", "--raw-depth", str(raw_dir))
+    rc, _, err = _run(capsys, "hha", "--dir", str(data), "--quiet", "--raw-depth", str(raw_dir))
     assert rc == 0, err
     assert {p.name: p.read_bytes() for p in hha_dir.iterdir()} == two_jobs
 

@@ -52,7 +52,7 @@ def test_pascalcontext_stage_trains_and_scores_60_outputs(data_dir, vgg_v1, tmp_
     (test,) = _tests(result.run_dir)
     assert test["iter"] == 2 and 0.0 <= test["overall_acc"] <= 1.0
     files = sorted(p.name for p in result.run_dir.glob("*.prototxt"))
-    assert files == ["solver.prototxt", "train.prototxt", "val.prototxt"]
+    assert files == ["deploy.prototxt", "solver.prototxt", "train.prototxt", "val.prototxt"]
     from reproduce.caffe import read_net
 
     net = read_net(result.run_dir / "train.prototxt")

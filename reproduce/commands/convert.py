@@ -21,11 +21,13 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     parser.add_argument("src", type=Path, help="source weights: .caffemodel, .caffemodel.h5 or .pth")
     parser.add_argument("-o", "--out", type=Path, required=True, help="destination: .pth, .caffemodel or .caffemodel.h5")
     parser.add_argument("--prototxt", type=Path, help="target net: transplant into it, or describe the layers when writing a caffemodel")
     parser.add_argument("--no-interp", action="store_true", help="with --prototxt: leave *up* deconvolutions as NET's fillers make them")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-blob log")
+    add_quiet(parser, "no progress bar, no per-blob log")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -44,6 +46,7 @@ def run(args: argparse.Namespace) -> int:
             weights = transplant_into(net_param, weights, interp=not args.no_interp,
                                       log=(lambda line: None) if args.quiet else print)
         else:  # never write a caffemodel that Caffe would refuse to load into NET
+            refuse_extra_layers(net_param, weights, args.src, args.prototxt)
             check_weights_fit(net_param, weights, str(args.src))
     elif args.out.name.lower().endswith((".caffemodel", ".h5", ".hdf5")) and not is_caffe_weights(args.src):
         raise UserError(f"{args.out}: writing a caffemodel from {args.src.name} needs --prototxt NET "
@@ -52,6 +55,19 @@ def run(args: argparse.Namespace) -> int:
     count = sum(b.size for blobs in weights.values() for b in blobs)
     print(f"wrote {args.out} ({len(weights)} layers, {count:,} parameters)")
     return 0
+
+
+def refuse_extra_layers(net_param, weights, src: Path, prototxt: Path, shown: int = 4) -> None:
+    """One line when ``weights`` hold layers NET lacks: the first few names and the count."""
+    from reproduce.caffe.blobs import net_layers
+
+    have = {layer.name for layer in net_layers(net_param)}
+    extra = [name for name in weights if name not in have]
+    if extra:
+        names = ", ".join(extra[:shown]) + (", …" if len(extra) > shown else "")
+        raise UserError(f"{src}: weights for {len(extra)} layer(s) that {prototxt} lacks ({names}); "
+                        f"is it the net these weights belong to? (a caffemodel SRC is transplanted instead, "
+                        f"dropping them)")
 
 
 def transplant_into(net_param, source, interp: bool = True, log=print):

@@ -21,6 +21,8 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     sub = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
     fetch = sub.add_parser("fetch", help="download (or import), extract and check datasets")
     fetch.add_argument("names", nargs="+", metavar="NAME",
@@ -28,12 +30,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     fetch.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
     fetch.add_argument("--from", dest="source", metavar="DIR_OR_URL",
                        help="take the release's files from a mirror base URL or a local folder")
-    fetch.add_argument("--no-progress", action="store_true", help="no progress bars")
+    fetch.add_argument("--refetch", action="store_true",
+                       help="start over: delete what an earlier fetch left (archives, extracted trees, recorded "
+                            "sha1s; data check lists them), then fetch")
+    add_quiet(fetch)
     fetch.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
     fetch.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     hha = sub.add_parser("hha", help="compute NYUDv2's HHA images (Gupta et al.) from its depth PNGs where missing")
     hha.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
-    hha.add_argument("--no-progress", action="store_true", help="no progress bar")
+    add_quiet(hha, "no progress bar")
     hha.add_argument("--raw-depth", type=Path, metavar="DIR",
                      help="raw Kinect depth PNGs img_<id>.png (e.g. Gupta et al.'s rawdepth): their zeros "
                           "are the missing-data mask, as in Gupta's saveHHA (default: the depth's zeros)")
@@ -58,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         return _check(releases, args.dir)
     if args.action == "hha":
         nyud = fetch.select(["nyud"])
-        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.no_progress,
+        for line in fetch.make_derived(nyud[0], args.dir, progress=not args.quiet,
                                        raw_depth_dir=args.raw_depth, jobs=args.jobs):
             print(f"nyud: {line}", flush=True)
         return _check(nyud, args.dir)
@@ -69,7 +74,12 @@ def run(args: argparse.Namespace) -> int:
     failed = []
     for release in releases:
         try:
-            for line in fetch.fetch_dataset(release, args.dir, source, progress=not args.no_progress,
+            if args.refetch:
+                from reproduce.data.refetch import forget
+
+                for line in forget(release, args.dir):
+                    print(f"{release.name}: {line}", flush=True)
+            for line in fetch.fetch_dataset(release, args.dir, source, progress=not args.quiet,
                                             timeout=args.timeout, retries=args.retries):
                 print(f"{release.name}: {line}", flush=True)
         except Exception as err:  # one line for this dataset; the others go on
@@ -92,6 +102,26 @@ def _reportable(err: Exception) -> bool:
     return isinstance(err, (DataFetchError, DownloadError, OSError, ValueError))
 
 
+def _how_to_get(release, directory: Path) -> None:
+    """The command that gets what is missing — or, when an earlier fetch put files in place that
+    are not the release's, every file to delete and the command that deletes them and fetches."""
+    from reproduce.data.refetch import leftovers
+
+    found = leftovers(release, directory)
+    in_place = [a for a in release.files if a.members and all((directory / d).exists() for d in a.destinations)]
+    command = f"python -m reproduce data fetch {release.name} --dir {directory}"
+    if not in_place or not found:
+        print(f"{release.name}: get it with: {command}", file=sys.stderr)
+        return
+    names = ", ".join(a.file for a in in_place)
+    print(f"{release.name}: {names} {'is' if len(in_place) == 1 else 'are'} extracted but what is in place is not "
+          f"the release's (a wrong or incomplete archive?); fetching again changes nothing. Delete:",
+          file=sys.stderr)
+    for line in found.describe(directory):
+        print(f"{release.name}:   {line}", file=sys.stderr)
+    print(f"{release.name}: then fetch again — or do both with: {command} --refetch", file=sys.stderr)
+
+
 def _check(releases, directory: Path) -> int:
     from reproduce.data import fetch
 
@@ -106,8 +136,7 @@ def _check(releases, directory: Path) -> int:
             incomplete.append(release.name)
             for what in report.missing:
                 print(f"{release.name}: missing: {what}", file=sys.stderr)
-            print(f"{release.name}: get it with: python -m reproduce data fetch {release.name} --dir {directory}",
-                  file=sys.stderr)
+            _how_to_get(release, directory)
         else:
             print(f"{release.name}: complete")
     return 1 if incomplete else 0

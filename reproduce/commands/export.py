@@ -23,7 +23,10 @@ FORMATS = (".onnx", ".pt2")
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet, add_run
+
     source = parser.add_mutually_exclusive_group(required=True)
+    add_run(source)
     source.add_argument("--net", help="model name (fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet, "
                                       "nyud-…, siftflow-…, pascalcontext-…)")
     source.add_argument("--prototxt", type=Path, help="any net definition (deploy, train or val)")
@@ -35,7 +38,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--static", action="store_true", help="fix every axis at the input shapes")
     parser.add_argument("--widths", default="auto", help="with --net: full, tiny, or auto (read off --weights)")
     parser.add_argument("--num-classes", type=int, help="with --net: classes (default: the weights', else the release's)")
-    parser.add_argument("--device", default="cpu", help="device the net is traced on (default cpu)")
+    add_device(parser, "device the net is traced on (a .pt2 keeps it)")
+    add_quiet(parser, "no progress lines")
 
 
 def parse_inputs(values: list[str]) -> dict[str, tuple[int, ...]]:
@@ -55,6 +59,10 @@ def parse_inputs(values: list[str]) -> dict[str, tuple[int, ...]]:
 def run(args: argparse.Namespace) -> int:
     from reproduce import export
 
+    from reproduce.commands.common import apply_run
+
+    args.weights_required = False      # without weights the net keeps its fillers' values
+    apply_run(args)
     suffix = args.out.suffix.lower()
     if suffix not in FORMATS:
         raise UserError(f"{args.out}: the format follows the suffix, {' or '.join(FORMATS)}")
@@ -62,8 +70,12 @@ def run(args: argparse.Namespace) -> int:
         export.require_onnx()
     if args.weights is not None and not args.weights.is_file():
         raise UserError(f"{args.weights}: no such weights file")
+    from reproduce.commands.common import phase
+
     shapes = parse_inputs(args.input)
-    net = _build(args, shapes)
+    with phase(f"building {args.net or args.prototxt}" + (f" with {args.weights}" if args.weights else ""),
+               args.quiet):
+        net = _build(args, shapes)
     graph = export.DeployGraph(net)
     unknown = set(shapes) - set(graph.inputs)
     if unknown:
@@ -74,11 +86,14 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     args.out.parent.mkdir(parents=True, exist_ok=True)
     if suffix == ".pt2":
-        program = export.to_exported_program(graph, input_shapes=shapes, dynamic=not args.static)
-        export.save_exported_program(program, args.out)
+        with phase("tracing with torch.export", args.quiet):
+            program = export.to_exported_program(graph, input_shapes=shapes, dynamic=not args.static)
+        with phase(f"writing {args.out}", args.quiet):
+            export.save_exported_program(program, args.out)
     else:
-        export.to_onnx(graph, args.out, opset=args.opset, input_shapes=shapes,
-                       dynamic=not args.static)
+        with phase(f"tracing and writing ONNX opset {args.opset} (minutes for a full-width net)", args.quiet):
+            export.to_onnx(graph, args.out, opset=args.opset, input_shapes=shapes,
+                           dynamic=not args.static)
     seconds = time.perf_counter() - start
     built = graph.input_shapes()
     for name in graph.inputs:

@@ -16,23 +16,28 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet, add_run
+
     parser.add_argument("inputs", nargs="+", metavar="IMAGE_OR_DIR", help="images, or folders of images")
     parser.add_argument("-o", "--out", type=Path, required=True, help="output folder")
     parser.add_argument("--net", default="fcn8s",
                         help="model name: fcn32s fcn16s fcn8s fcn8s-atonce fcn-alexnet, or a release folder "
                              "with RGB input (nyud-fcn32s-color, siftflow-fcn8s, pascalcontext-fcn8s…)")
     parser.add_argument("--prototxt", type=Path, help="a deploy prototxt to use instead of --net")
-    parser.add_argument("--weights", type=Path, required=True, help=".caffemodel, .caffemodel.h5 or .pth")
+    parser.add_argument("--weights", type=Path, help=".caffemodel, .caffemodel.h5 or .pth (required unless --run)")
+    add_run(parser)
     parser.add_argument("--widths", default="auto", help="full, tiny, or auto (read off the weights; default)")
     parser.add_argument("--num-classes", type=int, help="classes (default: read off the weights' score_fr)")
     parser.add_argument("--dataset", type=Path, metavar="DIR",
                         help="your dataset (stage --dataset DIR): its class names, its palette and its mean")
     parser.add_argument("--classes", type=Path, metavar="FILE",
                         help="a classes.txt (`name` or `name R G B` a line): the class names and palette")
-    parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:1 or auto (default cpu)")
+    add_device(parser)
     parser.add_argument("--alpha", type=float, default=0.5, help="overlay opacity (default 0.5, as vis.py)")
     parser.add_argument("--no-overlay", action="store_true", help="write the label maps only")
-    parser.add_argument("--quiet", action="store_true", help="no progress bar, no per-image lines")
+    parser.add_argument("--no-legend", action="store_true",
+                        help="overlays without the legend of the classes present (the picture vis.py draws)")
+    add_quiet(parser, "no progress bar, no per-image lines")
     parser.add_argument("--dense", type=int, metavar="F",
                         help="score by shift-and-stitch of the coarse net by F (a divisor of its "
                              "stride, 32; F² passes) instead of the net's upsampling "
@@ -45,6 +50,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from reproduce.evaluation.infer import collect_images, infer_images
 
+    from reproduce.commands.common import apply_run
+
+    apply_run(args)
     images = collect_images(args.inputs)
     if not images:
         raise UserError(f"no image files in {', '.join(map(str, args.inputs))}")
@@ -68,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         results = infer_images(net, images, args.out, overlay=not args.no_overlay, alpha=args.alpha,
                                progress=not args.quiet, mean=mean, score_blob=score_blob,
-                               dense=args.dense, tile=args.tile,
+                               dense=args.dense, tile=args.tile, legend=not args.no_legend,
                                palette=classes.palette() if classes is not None else None,
                                class_names=classes.classes if classes is not None else None)
     except ValueError as err:

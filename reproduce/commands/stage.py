@@ -20,6 +20,7 @@ from pathlib import Path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet
     from reproduce.training.stages import DEFAULT_INTERVAL, DEFAULT_SEED, STAGES
 
     parser.add_argument("model", choices=list(STAGES), help="the stage (net) to train")
@@ -45,7 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (the stage writes <runs>/<model>/)")
     parser.add_argument("--widths", default="full", choices=["full", "tiny"], help="layer widths")
     parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the release's)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
+    add_device(parser)
     parser.add_argument("--max-iter", type=int, help="iterations (default: the reference solver's)")
     parser.add_argument("--base-lr", type=float, help="learning rate (default: the reference solver's)")
     parser.add_argument("--test-interval", type=int, default=None,
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="randomly translate training samples by up to N pixels (the paper: 32)")
     paper.add_argument("--learn-upsampling", action="store_true",
                        help="learn the Deconvolution layers from their bilinear init (the release fixes them)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:

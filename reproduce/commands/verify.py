@@ -30,6 +30,8 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_device, add_quiet
+
     parser.add_argument("--voc-dir", type=Path, default=Path("data/pascal/VOC2011"),
                         help="PASCAL VOC2011 folder (default data/pascal/VOC2011)")
     parser.add_argument("--split", default="seg11valid", help="split under ImageSets/Segmentation (default seg11valid)")
@@ -49,7 +51,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also score the paper's experiments under <runs>/paper/ (default: unless "
                              "--demo or --stages)")
     parser.add_argument("--widths", default="auto", help="full, tiny or auto (read off the weights; default)")
-    parser.add_argument("--device", default="auto", help="auto, cpu or cuda (default auto)")
+    add_device(parser)
     parser.add_argument("--tolerance", type=float, default=None, help="official weights: ± mean IU points (default 0.1)")
     parser.add_argument("--trained-below", type=float, default=None, help="re-trained: allowed shortfall (default 2.0)")
     parser.add_argument("--trained-above", type=float, default=None, help="re-trained: allowed excess (default 2.0)")
@@ -60,7 +62,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="score the stages trained on your own dataset (stage --dataset DIR) on its val "
                              "split: per-class IU with its class names, a confusion-matrix PNG, no PASS/FAIL")
     parser.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:

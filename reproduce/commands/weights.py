@@ -35,6 +35,8 @@ from reproduce.cli import UserError
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    from reproduce.commands.common import add_quiet
+
     parser.add_argument("--only", nargs="+", metavar="NAME", help="only these entries (default: all)")
     parser.add_argument("--dir", type=Path, default=Path("weights"), help="weights directory (default: weights)")
     parser.add_argument("--from", dest="from_dir", type=Path, metavar="DIR",
@@ -46,7 +48,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--retries", type=int, default=3, help="retries of a broken transfer (default 3)")
     parser.add_argument("--timeout", type=float, default=30.0, help="network timeout in seconds (default 30)")
     parser.add_argument("--list", action="store_true", help="list the manifest and what is present; download nothing")
-    parser.add_argument("--quiet", action="store_true", help="no progress bars")
+    add_quiet(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,6 +67,7 @@ def run(args: argparse.Namespace) -> int:
     explicit = bool(args.only)
     failures = done = 0
     missing: list[str] = []
+    unfetched = []   # entries whose download failed (not a wrong file): what to fetch elsewhere
     for e in entries:
         if source_dir is None and not explicit and not e.released:
             print(f"{e.name}: skipped — not released by the reference release (import it with --from DIR)",
@@ -82,6 +85,8 @@ def run(args: argparse.Namespace) -> int:
                 raise
             failures += 1
             print(f"error: {err}", file=sys.stderr, flush=True)
+            if source_dir is None and _is_transfer_failure(err):
+                unfetched.append(e)
     if missing:
         print(f"not in {source_dir} (skipped): {', '.join(missing)}", file=sys.stderr, flush=True)
         if not done and not failures:
@@ -91,8 +96,37 @@ def run(args: argparse.Namespace) -> int:
     if failures:
         again = "fix the files in --from DIR" if source_dir is not None else "run the command again to resume or retry"
         print(f"{failures} of {len(entries) - len(missing)} file(s) failed; {again}", file=sys.stderr)
+        if unfetched:
+            print(offline_routes(unfetched, args.dir), file=sys.stderr)
         return 1
     return 0
+
+
+def _is_transfer_failure(err: Exception) -> bool:
+    from reproduce.weights.download import ChecksumError, DownloadError
+
+    return isinstance(err, (DownloadError, OSError)) and not isinstance(err, ChecksumError)
+
+
+def offline_routes(entries, directory: Path) -> str:
+    """What to do when the files cannot be downloaded here: the three offline routes, and each
+    file's URLs and checksum to fetch it on another machine."""
+    from reproduce.weights import manifest
+
+    lines = ["Offline, or the host unreachable? Three ways on:",
+             "  1. fetch the files below on a machine that can, put them in a folder DIR under these names, then:",
+             "       make weights WEIGHTS_FROM=DIR        (python -m reproduce weights --from DIR)",
+             "  2. from a mirror serving URL/<file name>:",
+             "       python -m reproduce weights --mirror URL",
+             "  3. run this command again when the network is back (downloads resume).",
+             "The files (sha1: checked on import; 'lock' where the release published none and an earlier "
+             "download recorded it; 'unknown' where neither):"]
+    for e in entries:
+        sha1, origin = manifest.expected_sha1(e, directory)
+        check = f"{sha1} ({'lock' if origin.startswith('lock') else 'published'})" if sha1 else "unknown"
+        lines.append(f"  {e.file}  sha1 {check}")
+        lines.extend(f"      {url}" for url in e.urls)
+    return "\n".join(lines)
 
 
 def _reportable(err: Exception) -> bool:

@@ -168,9 +168,14 @@ def fetch_dataset(release: DatasetRelease, data_dir: str | os.PathLike, source: 
     data_dir.mkdir(parents=True, exist_ok=True)
     for archive in release.files:
         if all((data_dir / dst).exists() for dst in archive.destinations):
-            yield f"{archive.file}: in place ({', '.join(archive.destinations)})"
+            unused = (f"; --from {source} not used (data fetch {release.name} --refetch replaces it)"
+                      if source else "")
+            yield f"{archive.file}: in place ({', '.join(archive.destinations)}){unused}"
             continue
         path, sha1, origin, how = _obtain(archive, data_dir, source, progress, timeout, retries)
+        if how.startswith("note: "):     # which of archives/ and --from was used, said once
+            how, note = path.resolve().as_uri(), how.removeprefix("note: ")
+            yield f"{archive.file}: {note}"
         if archive.place:
             _place(path, data_dir / archive.place)
             what = f"placed at {data_dir / archive.place}"
@@ -232,7 +237,24 @@ def _obtain(archive: Archive, data_dir: Path, source: str | None, progress: bool
         if expected and digest != expected:
             raise DataFetchError(f"{dest}: sha1 {digest} differs from the expected {expected} "
                                  f"({origin.replace('matches ', 'from ')}); delete it to fetch it again")
-        return dest, digest, origin, dest.resolve().as_uri()
+        if not source:
+            return dest, digest, origin, dest.resolve().as_uri()
+        given = Path(source) / archive.file if not _is_url(source) else None
+        if given is None:
+            return dest, digest, origin, (f"note: {dest} already there: used, not fetched from {source} "
+                                          f"(--refetch fetches anew)")
+        if not given.is_file():
+            return dest, digest, origin, f"note: {dest} used ({given} is not there)"
+        theirs = sha1_of(given)
+        if theirs == digest:
+            return dest, digest, origin, f"note: {dest} used: the same file as {given} (sha1 {digest})"
+        try:
+            result = import_file(given, dest, sha1=expected)   # the folder the user named wins
+        except ChecksumError as err:
+            raise ChecksumError(f"{err}; {dest} (sha1 {digest}) is kept — to start over from {given}, "
+                                f"run data fetch with --refetch") from None
+        return dest, result.sha1, origin, (f"note: {dest} (sha1 {digest}) replaced by {given} "
+                                           f"(sha1 {result.sha1}), as --from asks")
     try:
         if source and not _is_url(source):
             result = import_file(Path(source) / archive.file, dest, sha1=expected)

@@ -54,7 +54,7 @@ def data_dirs(out: str | Path) -> tuple[Path, Path]:
 
 def prepare(out: str | Path, n_train: int = 60, n_val: int = 16, seed: int = 0, pretrain_iters: int = 600,
             pretrain_batch: int = 8, pretrain_lr: float = 1e-3, sides: tuple[int, int] = IMAGE_SIDES,
-            progress: bool = True, log: Callable[[str], None] = print) -> dict:
+            progress: bool = True, log: Callable[[str], None] = print, device: str = "cpu") -> dict:
     """Write the data and the V1 classifier into ``out``; skip what is already there and current."""
     from reproduce.demo.classifier import pretrain, write_release
     from reproduce.weights.convert import load_weights
@@ -86,7 +86,7 @@ def prepare(out: str | Path, n_train: int = 60, n_val: int = 16, seed: int = 0, 
     from reproduce.data import SBDSegmentation, VOCSegmentation
 
     trained = pretrain(SBDSegmentation(sbd_dir, "train"), VOCSegmentation(voc_dir, "seg11valid"), NUM_CLASSES,
-                       pretrain_iters, pretrain_batch, pretrain_lr, seed, progress=progress)
+                       pretrain_iters, pretrain_batch, pretrain_lr, seed, progress=progress, device=device)
     model, prototxt = write_release(out, CLASSIFIER_STEM, trained.weights, NUM_CLASSES)
     check = load_weights(model)   # read back through the converter path the stages take
     log(f"classifier: centre-pixel accuracy {trained.train_accuracy:.1%} on training views, "
@@ -154,6 +154,13 @@ def report(out: str | Path, n_images: int = 4, log: Callable[[str], None] = prin
     if trained:
         figures.append(_panels(report_dir / "predictions.png", voc_dir, trained, n_images))
     figures.append(_curves(report_dir / "curves.png", out / "runs"))
+    from reproduce.demo import timing
+
+    clock = timing.finish(out)
+    if clock:
+        phases = ", ".join(f"{name} {seconds / 60:.1f} min" for name, seconds in clock["measured_s"].items())
+        lines += ["", f"time: {clock['total_s'] / 60:.1f} min in all ({phases}); the classifier's training step "
+                      f"took {clock.get('calibration_s') or float('nan'):.2f} s at the start"]
     text = "\n".join(lines)
     markdown = ["# FCN demo report", "", "```", text, "```", ""] + [f"![{p.stem}]({p.name})" for p in figures]
     with atomic_output(report_dir / "report.md") as tmp:
@@ -260,7 +267,19 @@ def _lrs(stages: list[dict]) -> str:
 
 
 def _panels(path: Path, voc_dir: Path, stages: list[dict], n_images: int) -> Path:
-    """Rows of image | ground truth | one prediction per stage, for the first validation images."""
+    """Rows of image | ground truth | one prediction per stage, for the first validation images,
+    with a legend of the classes shown (``reproduce.evaluation.legend``)."""
+    import matplotlib.pyplot as plt
+
+    fig = panel_figure(voc_dir, stages, n_images)
+    with atomic_output(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=90)
+    plt.close(fig)
+    return path
+
+
+def panel_figure(voc_dir: Path, stages: list[dict], n_images: int):
+    """The figure of ``_panels``: ``stages`` are ``{"stage": name, "weights": path}``."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -279,14 +298,18 @@ def _panels(path: Path, voc_dir: Path, stages: list[dict], n_images: int) -> Pat
     columns = ["image", "ground truth"] + list(nets)
     fig, axes = plt.subplots(len(ids), len(columns), figsize=(2.2 * len(columns), 2.2 * len(ids)),
                              squeeze=False)
+    shown: set[int] = set()
     for r, sample_id in enumerate(ids):
         image, label = dataset.load(sample_id)
         bgr = np.asarray(image, dtype=np.float64) + dataset.mean[:, None, None]
         panels = [np.clip(bgr[::-1].transpose(1, 2, 0), 0, 255).astype(np.uint8), palette[label[0]]]
+        shown.update(np.unique(label[0]).tolist())
         for name, net in nets.items():
             with torch.no_grad():
                 scores = next(iter(net(data=image[None]).values()))
-            panels.append(palette[scores[0].argmax(0).cpu().numpy()])
+            prediction = scores[0].argmax(0).cpu().numpy()
+            shown.update(np.unique(prediction).tolist())
+            panels.append(palette[prediction])
         for c, panel in enumerate(panels):
             ax = axes[r][c]
             ax.imshow(panel)
@@ -295,11 +318,16 @@ def _panels(path: Path, voc_dir: Path, stages: list[dict], n_images: int) -> Pat
             if r == 0:
                 ax.set_title(columns[c], fontsize=9)
         axes[r][0].set_ylabel(sample_id, fontsize=8)
-    fig.tight_layout()
-    with atomic_output(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=90)
-    plt.close(fig)
-    return path
+    from reproduce.evaluation.legend import legend_handles
+
+    handles = legend_handles(shown, colors=palette)
+    columns_of_legend = max(1, int(fig.get_figwidth() / 1.6))
+    rows_of_legend = -(-len(handles) // columns_of_legend)
+    legend_height = 0.2 + 0.2 * rows_of_legend        # inches, at font size 7
+    fig.set_figheight(2.2 * len(ids) + legend_height)
+    fig.legend(handles=handles, loc="lower center", ncol=columns_of_legend, fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, legend_height / fig.get_figheight(), 1, 1))
+    return fig
 
 
 def _curves(path: Path, runs: Path) -> Path:
@@ -311,9 +339,11 @@ def _curves(path: Path, runs: Path) -> Path:
 
     from reproduce.training.stagelog import plot_curve, read_records
 
-    fig, axes = plt.subplots(1, len(DEMO_STAGES), figsize=(5 * len(DEMO_STAGES), 3.6), squeeze=False)
-    for ax, stage in zip(axes[0], DEMO_STAGES):
-        plot_curve(read_records(runs / stage / "log.jsonl"), path, title=stage, ax=ax)
+    fig, axes = plt.subplots(2, len(DEMO_STAGES), figsize=(5 * len(DEMO_STAGES), 5.2), squeeze=False,
+                             sharex="col", gridspec_kw={"height_ratios": (3, 2)})
+    for column, stage in enumerate(DEMO_STAGES):
+        plot_curve(read_records(runs / stage / "log.jsonl"), path, title=stage,
+                   axes=(axes[0][column], axes[1][column]))
     fig.tight_layout()
     with atomic_output(path) as tmp:
         fig.savefig(tmp, format="png", dpi=90)

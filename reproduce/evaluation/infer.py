@@ -143,7 +143,7 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
                  alpha: float = 0.5, progress: bool = True, mean=INFER_MEAN_BGR,
                  score_blob: str = "score", dense: int | None = None,
                  tile: int | None = None, palette: Sequence[int] | None = None,
-                 class_names: Sequence[str] | None = None) -> list[InferResult]:
+                 class_names: Sequence[str] | None = None, legend: bool = True) -> list[InferResult]:
     """Segment ``images`` into ``out_dir`` (see the module docstring); ``mean`` is the BGR
     mean the net's data layer subtracted in training, ``score_blob`` the head to label by,
     ``dense`` a shift-and-stitch factor (None: the net's own upsampling). An image whose
@@ -151,7 +151,9 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
     in overlapping tiles (``reproduce.evaluation.memory.segment``; not with ``dense``).
     ``palette``: a flat 256-entry ``[r, g, b, …]`` palette for the label maps and overlays (a
     dataset's colours, ``DatasetDescription.palette()``; default VOC's); ``class_names``: the
-    names of the classes, in order (each result's ``names`` are those present)."""
+    names of the classes, in order (each result's ``names`` are those present). Each overlay
+    carries a legend of the classes present in those names and colours
+    (``reproduce.evaluation.legend``) unless ``legend`` is False."""
     from reproduce.evaluation.memory import segment
     from reproduce.evaluation.score import save_palette_png
 
@@ -193,7 +195,12 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
         if overlay:
             overlay_path = out_dir / f"{path.stem}_overlay.png"
             colours = palette_array(256) if palette is None else np.array(palette, dtype=np.uint8).reshape(256, 3)
-            Image.fromarray(vis_seg(image, seg, colours, alpha)).save(overlay_path)
+            picture = vis_seg(image, seg, colours, alpha)
+            if legend:
+                from reproduce.evaluation.legend import add_legend
+
+                picture = add_legend(picture, np.unique(seg), class_names, colours)
+            Image.fromarray(picture).save(overlay_path)
         present = tuple(int(c) for c in np.unique(seg))
         names = tuple(class_names[c] if class_names is not None and c < len(class_names) else str(c)
                       for c in present)

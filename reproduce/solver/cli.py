@@ -28,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weights", help="weights to start from (comma-separated list allowed)")
     parser.add_argument("--resume", help="snapshot to continue from (.solverstate.pt, or Caffe's .solverstate[.h5]), or 'latest'")
     parser.add_argument("--max-iter", type=int, help="replace the solver's max_iter")
-    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--device", default="auto", help="auto (CUDA when present; the default), cpu, cuda or cuda:N")
     parser.add_argument("--data", action="append", default=[], metavar="PARAM=DIR",
                         help="data layer directory override, e.g. sbdd_dir=data/sbdd/dataset")
     parser.add_argument("--log-jsonl", metavar="PATH", help="append one JSON line per iteration, "
@@ -37,8 +37,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="keep each loss term with probability P (CVPR 2015 Sec. 3.4); default 1")
     parser.add_argument("--class-weights", metavar="FILE",
                         help="weight each loss term by its class (a file of one weight per class)")
-    parser.add_argument("--progress", action="store_true", help="show a progress bar")
-    parser.add_argument("--quiet", action="store_true", help="no Caffe-style log lines on stderr")
+    parser.add_argument("-q", "--quiet", action="store_true",
+                        help="no progress bar and no Caffe-style log lines on stderr")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -50,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
         overrides = _parse_overrides(args.data)
-        solver = SGDSolver(args.solver, data_root_overrides=overrides, device=args.device)
+        from reproduce.weights.pretrained import resolve_device
+
+        solver = SGDSolver(args.solver, data_root_overrides=overrides, device=resolve_device(args.device))
         for path in (args.weights.split(",") if args.weights else []):
             solver.net.copy_from(_read_weights(path.strip()))
         _loss_options(solver.net, args.loss_sampling, args.class_weights)
@@ -68,7 +70,7 @@ def run(args: argparse.Namespace) -> int:
             if log_file is not None:
                 solver.add_callback(lambda record: (log_file.write(json.dumps(record) + "\n"),
                                                     log_file.flush()))
-            solver.solve(resume_file=resume, progress=args.progress)
+            solver.solve(resume_file=resume, progress=not args.quiet and sys.stderr.isatty())
         finally:
             if log_file is not None:
                 log_file.close()

@@ -301,8 +301,8 @@ def stage_solver(opts: StageOptions) -> Message:
 
 def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     """The stage's training and testing nets (the release's file names: ``train.prototxt``,
-    ``val.prototxt``; ``trainval.prototxt``, ``test.prototxt``) and ``solver.prototxt``, in its
-    run dir; returned by file name."""
+    ``val.prototxt``; ``trainval.prototxt``, ``test.prototxt``), ``solver.prototxt`` and the
+    ``deploy.prototxt`` that ``forward``/``infer``/``export --run`` use, in its run dir; by file name."""
     from reproduce.caffe.text import emit
     from reproduce.models import net_param, splits
 
@@ -323,6 +323,7 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
     nets = ablations.transform_nets(nets, opts, split_files(opts.model)[0])
     texts = {file: emit(net) for file, net in nets.items()}
     texts["solver.prototxt"] = emit(stage_solver(opts))
+    texts["deploy.prototxt"] = emit(net_param(opts.model, "deploy", opts.num_classes, opts.widths))  # --run
     paths = {}
     for name, text in texts.items():
         path = run_dir / name

@@ -9,7 +9,10 @@ accuracy / mean accuracy / mean IU / fwavacc`` lines — is kept here as files:
 * ``test.csv``: one row per seg_tests (``iter, loss, overall_acc, mean_acc, mean_iu, fwavacc``);
 * ``log.jsonl``: both, as ``{"kind": "train"|"test", …}`` records in the order they happened,
   and a ``{"kind": "run", …}`` record of the settings each (re)started run trains with;
-* ``curve.png``: training loss and validation mean IU against the iteration.
+* ``curve.png``: the smoothed training loss (the raw loss faint) and validation mean IU on its
+  own axis, against the iteration (and the wall time on a second scale; ``reproduce.training.curves``);
+* ``events.out.tfevents.*``: the same rows for ``tensorboard --logdir runs``, when the optional
+  ``tensorboard`` package is installed (``reproduce.training.tensorboard``).
 
 Rows are appended and flushed one at a time. A resumed stage first drops the rows written
 after the snapshot it resumes from (``truncate``), so the files read as one run.
@@ -24,6 +27,7 @@ from pathlib import Path
 from typing import Iterable
 
 from reproduce.caffe.files import atomic_output
+from reproduce.training.tensorboard import TEST_SCALARS, TRAIN_SCALARS, EventLog
 
 TRAIN_COLUMNS = ("iter", "loss", "smoothed_loss", "lr", "it_per_s", "elapsed_s")
 TEST_COLUMNS = ("iter", "loss", "overall_acc", "mean_acc", "mean_iu", "fwavacc")
@@ -46,6 +50,7 @@ class StageLog:
         self.test_csv_path = self.run_dir / "test.csv"
         self.jsonl_path = self.run_dir / "log.jsonl"
         self.curve_path = self.run_dir / "curve.png"
+        self.events = EventLog(self.run_dir) if enabled else None
 
     # -- writing ---------------------------------------------------------------------------
     def _append_csv(self, path: Path, columns: Iterable[str], row: dict) -> None:
@@ -66,6 +71,7 @@ class StageLog:
             return
         self._append_csv(self.csv_path, TRAIN_COLUMNS, row)
         self._append_json({"kind": "train", **row})
+        self.events.scalars("train", row, TRAIN_SCALARS)
 
     def run(self, **row) -> None:
         """A ``{"kind": "run", …}`` record: the settings a (re)started run trains with."""
@@ -78,6 +84,11 @@ class StageLog:
         columns = TEST_COLUMNS + ((HEAD_COLUMN,) if HEAD_COLUMN in row else ())
         self._append_csv(self.test_csv_path, columns, row)
         self._append_json({"kind": "test", **row})
+        self.events.scalars("test", row, TEST_SCALARS)
+
+    def close(self) -> None:
+        if self.events is not None:
+            self.events.close()
 
     # -- reading and resuming --------------------------------------------------------------
     def records(self) -> list[dict]:
@@ -93,6 +104,7 @@ class StageLog:
         """
         if not self.enabled:
             return
+        self.events.purge_after(resumed_iter)
         kept = [r for r in self.records()
                 if int(r.get("iter", 0)) < resumed_iter
                 or (r.get("kind") == "test" and int(r.get("iter", 0)) <= resumed_iter)]
@@ -147,40 +159,12 @@ def read_records(path: str | Path) -> list[dict]:
     return records
 
 
-def plot_curve(records: list[dict], out: str | Path, title: str = "", ax=None) -> Path:
-    """Training loss (left axis, log scale) and validation mean IU (right axis) → PNG."""
-    import matplotlib
+def plot_curve(records: list[dict], out: str | Path, title: str = "", axes=None) -> Path:
+    """The learning curves of ``records`` (``reproduce.training.curves``): a PNG at ``out``, or
+    drawn on ``axes`` = (loss axis, mean-IU axis) of a larger figure."""
+    from reproduce.training import curves
 
-    matplotlib.use("Agg", force=False)
-    import matplotlib.pyplot as plt
-
-    out = Path(out)
-    own_figure = ax is None
-    if own_figure:
-        fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
-    train = [r for r in records if r.get("kind") == "train" and r.get("loss") is not None]
-    test = [r for r in records if r.get("kind") == "test" and r.get("mean_iu") is not None]
-    if train:
-        ax.plot([r["iter"] for r in train], [r.get("smoothed_loss", r["loss"]) for r in train],
-                color="tab:blue", label="train loss (smoothed)")
-        if all(r.get("smoothed_loss", r["loss"]) > 0 for r in train):
-            ax.set_yscale("log")
-    ax.set_xlabel("iteration")
-    ax.set_ylabel("training loss", color="tab:blue")
-    ax2 = ax.twinx()
-    heads = list(dict.fromkeys(r.get(HEAD_COLUMN) for r in test))
-    for head, color in zip(heads, ("tab:red", "tab:orange", "tab:purple", "tab:brown")):
-        rows = [r for r in test if r.get(HEAD_COLUMN) == head]
-        ax2.plot([r["iter"] for r in rows], [100 * r["mean_iu"] for r in rows], "o-",
-                 color=color, label=f"val mean IU {head}" if head else "val mean IU")
-    ax2.set_ylabel("validation mean IU (%)", color="tab:red")
-    ax2.set_ylim(0, 100)
-    if title:
-        ax.set_title(title)
-    if own_figure:
-        fig.tight_layout()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        with atomic_output(out) as tmp:
-            fig.savefig(tmp, format="png")
-        plt.close(fig)
-    return out
+    if axes is None:
+        return curves.plot(records, out, title)
+    curves.draw(records, *axes, title=title)
+    return Path(out)

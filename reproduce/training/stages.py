@@ -401,6 +401,7 @@ class _Trainer:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
+        self.log.close()
         self.solver.callbacks = [c for c in self.solver.callbacks if c != self._on_record]
 
 
