@@ -6,8 +6,8 @@ from . import (accuracy, batch_norm, bias, concat, convolution, crop, deconvolut
                dummy_data, eltwise, flatten, inner_product, input, lrn, memory_data, pooling,
                power, relu, reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split,
                tanh)
-# fork layers that OpenCV 4.x's Caffe importer reads (DeepLab, SSD); issue 23b
-from . import detection_output, interp, normalize, permute, prior_box
+# Caffe's data layers, and the fork layers OpenCV 4.x's Caffe importer reads (DeepLab, SSD)
+from . import data, detection_output, hdf5_data, image_data, interp, normalize, permute, prior_box
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 
