@@ -246,3 +246,35 @@ def test_data_layers_are_refused_in_export(db):
                     'pooling_param { kernel_size: 2 stride: 2 } }'))
     with pytest.raises(ExportError, match="layer 'd' \\(Data\\): a Data source; export the net with Input"):
         DeployGraph(net)
+
+
+def test_window_data_samples_bg_then_fg_warps_and_pads_context(tmp_path):
+    cv2 = pytest.importorskip("cv2")
+    rng = np.random.default_rng(7)
+    image = rng.integers(0, 256, (30, 40, 3)).astype(np.uint8)
+    cv2.imwrite(str(tmp_path / "im0.png"), image)
+    # one foreground window inside the image, one background window at its corner
+    (tmp_path / "windows.txt").write_text(
+        "# 0\nim0.png\n3 30 40\n3\n2 0.9 10 10 15 15\n0 0.1 0 0 5 5\n1 0.4 3 3 9 9\n")
+
+    def net(extra):
+        return Net(parse('layer { name: "w" type: "WindowData" top: "data" top: "label" '
+                         'transform_param { crop_size: 10 mean_value: 100 } window_data_param { '
+                         f'source: "{tmp_path / "windows.txt"}" root_folder: "{tmp_path}/" batch_size: 4 '
+                         f'fg_fraction: 0.5 {extra} }} }}'), phase="TRAIN",
+                   generator=torch.Generator().manual_seed(1))
+
+    out = net("").forward()
+    np.testing.assert_array_equal(out["label"].numpy(), [0, 0, 2, 2])   # bg first, then fg
+    warp = lambda x1, y1, x2, y2, size=(10, 10): cv2.resize(  # noqa: E731
+        image[y1:y2 + 1, x1:x2 + 1], size, interpolation=cv2.INTER_LINEAR).transpose(2, 0, 1)
+    data = out["data"].numpy()
+    np.testing.assert_array_equal(data[2], warp(10, 10, 15, 15).astype(np.float32) - 100)
+    np.testing.assert_array_equal(data[0], warp(0, 0, 5, 5).astype(np.float32) - 100)
+    # context_pad 2: 10 / (10 - 4) wider; the fg window (centre 13, half 3) becomes 8..18; the bg
+    # window (centre 3) becomes -2..8, clipped to 0..8 with round(2 * 10/11) = 2 padding columns
+    padded = net("context_pad: 2").forward()["data"].numpy()
+    np.testing.assert_array_equal(padded[2], warp(8, 8, 18, 18).astype(np.float32) - 100)
+    np.testing.assert_array_equal(padded[0][:, :2], 0)
+    np.testing.assert_array_equal(padded[0][:, :, :2], 0)
+    np.testing.assert_array_equal(padded[0][:, 2:, 2:], warp(0, 0, 8, 8, (8, 8)).astype(np.float32) - 100)

@@ -265,7 +265,7 @@ def test_every_layer_type_exports_or_is_left_out(tmp_path):
     # fork layers (Interp, SSD's) have their export test in test_fork_layers.py; Caffe's data
     # layers are refused like DummyData (test_data_layers.py)
     forks = {"Interp", "Normalize", "Permute", "PriorBox", "DetectionOutput"}
-    data = {"Data", "ImageData", "HDF5Data", "HDF5Output"}
+    data = {"Data", "ImageData", "HDF5Data", "HDF5Output", "WindowData"}
     assert (set(registered_types()) - used
             == {"InnerProduct", "Python", "DummyData", "MemoryData"} | forks | data)
     net = randomize(Net(param))

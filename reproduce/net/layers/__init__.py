@@ -7,7 +7,8 @@ from . import (accuracy, batch_norm, bias, concat, convolution, crop, deconvolut
                power, relu, reshape, scale, sigmoid, silence, slice, softmax, softmax_loss, split,
                tanh)
 # Caffe's data layers, and the fork layers OpenCV 4.x's Caffe importer reads (DeepLab, SSD)
-from . import data, detection_output, hdf5_data, image_data, interp, normalize, permute, prior_box
+from . import (data, detection_output, hdf5_data, image_data, interp, normalize, permute,
+               prior_box, window_data)
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 
