@@ -26,8 +26,8 @@ with a later BVLC field: DeepLab's ``interp_param`` is 143, which BVLC gave to `
 ``FORK_NUMBERS_BY_TYPE`` says which field such a number is on a layer of the fork's type (the
 binary reader consults it; protobuf writes ``type``, field 2, before it).
 
-Messages that only configure data layers we never run (LevelDB/LMDB, HDF5, windows …) are
-declared in full all the same, so that such nets parse and round-trip.
+The data layers' messages (LevelDB/LMDB, images, HDF5, windows, ``Datum``) are declared in
+full: ``reproduce.net.layers`` runs those layers.
 """
 
 ENUMS = """
