@@ -278,3 +278,19 @@ def test_window_data_samples_bg_then_fg_warps_and_pads_context(tmp_path):
     np.testing.assert_array_equal(padded[0][:, :2], 0)
     np.testing.assert_array_equal(padded[0][:, :, :2], 0)
     np.testing.assert_array_equal(padded[0][:, 2:, 2:], warp(0, 0, 8, 8, (8, 8)).astype(np.float32) - 100)
+
+
+def test_data_reads_float_data_records(tmp_path):
+    from reproduce.caffe import encode
+    from reproduce.caffe.schema import Message
+
+    values = np.random.default_rng(4).normal(size=(2, 2, 3, 4)).astype(np.float32)
+    env = lmdb.open(str(tmp_path / "f"), map_size=1 << 24)
+    with env.begin(write=True) as txn:
+        for i, v in enumerate(values):
+            txn.put(b"%d" % i, encode(Message("Datum", channels=2, height=3, width=4,
+                                              float_data=list(v.reshape(-1)), label=i)))
+    env.close()
+    out = _data_net(tmp_path / "f", "scale: 2").forward()
+    np.testing.assert_array_equal(out["data"].numpy(), values * 2)
+    np.testing.assert_array_equal(out["label"].numpy(), [0, 1])

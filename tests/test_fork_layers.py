@@ -346,3 +346,14 @@ def test_deploy_fork_layers_export_with_dynamic_sizes_and_detection_output_is_re
         assert all(expected[name].std() > 1e-3 for name in ("perm", "pb", "up", "crop_up"))
     with pytest.raises(ExportError, match="DetectionOutput's output has a data-dependent size"):
         DeployGraph(Net(parse(ssd_net())))
+
+
+def test_interp_takes_the_second_bottoms_size():
+    text = _input("data", (1, 2, 5, 6)) + _input("ref", (1, 1, 9, 4))
+    sized = Net(parse(text + 'layer { name: "up" type: "Interp" bottom: "data" bottom: "ref" top: "up" }'))
+    fixed = Net(parse(text + 'layer { name: "up" type: "Interp" bottom: "data" top: "up" '
+                      'interp_param { height: 9 width: 4 } }'))
+    x = torch.from_numpy(_image((1, 2, 5, 6)))
+    got = sized.forward(data=x, ref=torch.zeros(1, 1, 9, 4))["up"]
+    assert tuple(got.shape) == (1, 2, 9, 4)
+    assert torch.equal(got, fixed.forward(data=x, ref=torch.zeros(1, 1, 9, 4))["up"])

@@ -25,6 +25,7 @@ import torch
 from reproduce.caffe.files import atomic_output
 
 from .base import CaffeLayer
+from .prefetch import layer_generator
 from .registry import register
 
 
@@ -53,9 +54,7 @@ class HDF5Data(CaffeLayer):
                              f"sources are taken from the working directory, as Caffe does)") from None
         if not self.files:
             raise self.error(f"Must have at least 1 HDF5 filename listed in {p.source}")
-        seed = int(torch.randint(2**62, (), generator=generator)) if generator is not None \
-            else int(torch.randint(2**62, ()))
-        self._rng = torch.Generator().manual_seed(seed)
+        self._rng = layer_generator(generator)
         self.register_buffer("device_marker", torch.zeros(0), persistent=False)
         order = list(range(len(self.files)))
         if self.shuffle:

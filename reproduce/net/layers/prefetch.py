@@ -24,6 +24,13 @@ import torch
 from .base import CaffeLayer
 
 
+def layer_generator(net_generator: torch.Generator | None) -> torch.Generator:
+    """A data layer's own CPU generator, seeded by a draw from the net's (or torch's global)."""
+    device = net_generator.device if net_generator is not None else "cpu"   # a CUDA run's too
+    seed = int(torch.randint(2**62, (), generator=net_generator, device=device))
+    return torch.Generator().manual_seed(seed)
+
+
 class PrefetchingDataLayer(CaffeLayer):
     """Base of Data, ImageData and WindowData-like layers (see the module docstring)."""
 
@@ -33,9 +40,7 @@ class PrefetchingDataLayer(CaffeLayer):
 
     def __init__(self, layer_param, bottom_shapes, generator=None):
         super().__init__(layer_param, bottom_shapes, generator)
-        seed = int(torch.randint(2**62, (), generator=generator)) if generator is not None \
-            else int(torch.randint(2**62, ()))
-        self._rng = torch.Generator().manual_seed(seed)
+        self._rng = layer_generator(generator)
         self.register_buffer("device_marker", torch.zeros(0), persistent=False)
         self._executor: ThreadPoolExecutor | None = None
         self._pending: deque[Future] = deque()
