@@ -17,7 +17,11 @@ that both sides load. Per net the npz holds ``step<k>/loss`` and ``step<k>/param
 (CaffeNet: every loss and the final parameters; of a blob above 20,000 values,
 ``step<k>/sample/<layer>/<i>``, every 61st).
 
-    PYTHONPATH=CAFFE/python python benchmarks/golden_data_layers.py --backend caffe --out tests/golden_data
+The real Caffe's Python may lack what writes the inputs (lmdb, OpenCV, h5py): write them with
+this project's environment first, into ``--work``, whose initial weights the Caffe run then reads::
+
+    python benchmarks/golden_data_layers.py --backend reproduce --work W --out /tmp/ours
+    PYTHONPATH=CAFFE/python python3 benchmarks/golden_data_layers.py --backend caffe --work W --out tests/golden_data
 """
 from __future__ import annotations
 
@@ -144,6 +148,7 @@ def main(argv=None) -> int:
     parser.add_argument("--backend", choices=("caffe", "reproduce"), required=True)
     parser.add_argument("--out", required=True, help="folder for the npz files")
     parser.add_argument("--work", help="folder for the generated data (default: a temporary one)")
+    parser.add_argument("--only", help="comma-separated nets to run (default: all)")
     args = parser.parse_args(argv)
     if args.backend == "caffe":
         import caffe
@@ -158,8 +163,14 @@ def main(argv=None) -> int:
         cwd = os.getcwd()
         os.chdir(work)   # Caffe reads sources relative to the working directory
         try:
-            solvers = make_inputs(work)
+            marker = work / "solvers.txt"   # inputs made by an earlier run: reuse them as they are
+            if marker.is_file():
+                solvers = dict(line.split() for line in marker.read_text().splitlines())
+            else:
+                solvers = make_inputs(work)
             for seed, (name, solver) in enumerate(solvers.items()):
+                if args.only and name not in args.only.split(","):
+                    continue
                 weights = work / f"{name}_init.caffemodel"
                 if not weights.exists():
                     initial_weights(caffe, solver, weights, seed, 0.01 if name == "caffenet" else None)
@@ -167,6 +178,7 @@ def main(argv=None) -> int:
                 result = run(caffe, solver, weights, steps, every_param=name != "caffenet")
                 np.savez_compressed(out / f"{name}.npz", **result)
                 print(f"{name}: losses {[float(result[f'step{k}/loss']) for k in range(1, steps + 1)]}")
+            marker.write_text("".join(f"{n} {s}\n" for n, s in solvers.items()))
         finally:
             os.chdir(cwd)
     return 0

@@ -294,3 +294,18 @@ def test_data_reads_float_data_records(tmp_path):
     out = _data_net(tmp_path / "f", "scale: 2").forward()
     np.testing.assert_array_equal(out["data"].numpy(), values * 2)
     np.testing.assert_array_equal(out["label"].numpy(), [0, 1])
+
+
+def test_pycaffe_net_reads_its_first_batch_on_the_first_forward(db, tmp_path):
+    """Caffe's data layers only shape their tops at set-up: the first forward gives record 0."""
+    import reproduce.pycaffe as caffe
+
+    path, images, labels = db
+    proto = tmp_path / "net.prototxt"
+    proto.write_text(f'layer {{ name: "d" type: "Data" top: "data" top: "label" data_param {{ '
+                     f'source: "{path}" batch_size: 2 backend: LMDB }} }}')
+    net = caffe.Net(str(proto), caffe.TRAIN)
+    assert net.blobs["data"].data.shape == (2, 3, 9, 11)
+    net.forward()
+    np.testing.assert_array_equal(net.blobs["data"].data, images[:2].astype(np.float32))
+    np.testing.assert_array_equal(net.blobs["label"].data, labels[:2].astype(np.float32))
