@@ -223,7 +223,7 @@ def _relu(name):
 CLASSES = 4
 
 
-def ssd_net() -> str:
+def ssd_net(share_location: bool = True, code_type: str = "CENTER_SIZE") -> str:
     """An SSD-shaped deploy net: two heads (one after Normalize), Permute/Flatten/Concat,
     PriorBox, soft-maxed confidences and DetectionOutput."""
     text = 'name: "ssd-shaped"\n' + _input("data", (1, 3, 48, 64))
@@ -234,7 +234,7 @@ def ssd_net() -> str:
     heads = [("conv2_norm", "min_size: 10 max_size: 24 aspect_ratio: 2 flip: true", 4),
              ("conv3", "min_size: 24 max_size: 40 aspect_ratio: 2 aspect_ratio: 3 flip: true", 6)]
     for source, prior, count in heads:
-        for kind, width in (("loc", 4), ("conf", CLASSES)):
+        for kind, width in (("loc", 4 if share_location else 4 * CLASSES), ("conf", CLASSES)):
             name = f"{source}_mbox_{kind}"
             text += _conv(name, source, count * width)
             text += (f'layer {{ name: "{name}_perm" type: "Permute" bottom: "{name}" top: "{name}_perm" '
@@ -256,15 +256,18 @@ def ssd_net() -> str:
              'top: "mbox_conf_flatten" flatten_param { axis: 1 } }\n'
              'layer { name: "detection_out" type: "DetectionOutput" bottom: "mbox_loc" '
              'bottom: "mbox_conf_flatten" bottom: "mbox_priorbox" top: "detection_out" '
-             f'detection_output_param {{ num_classes: {CLASSES} share_location: true background_label_id: 0 '
-             'nms_param { nms_threshold: 0.45 top_k: 40 } code_type: CENTER_SIZE keep_top_k: 25 '
+             f'detection_output_param {{ num_classes: {CLASSES} share_location: {str(share_location).lower()} '
+             'background_label_id: 0 nms_param { nms_threshold: 0.45 top_k: 40 } '
+             f'code_type: {code_type} keep_top_k: 25 '
              'confidence_threshold: 0.2 } }\n')
     return text
 
 
-def test_ssd_shaped_net_matches_opencv(tmp_path):
+@pytest.mark.parametrize("share, code", [(True, "CENTER_SIZE"), (False, "CENTER_SIZE"), (True, "CORNER")])
+def test_ssd_shaped_net_matches_opencv(tmp_path, share, code):
     blobs = ["conv2_norm", "mbox_loc", "mbox_conf_flatten", "mbox_priorbox", "detection_out"]
-    ours, theirs = _both(tmp_path, ssd_net(), {"data": _image((1, 3, 48, 64), scale=2)}, blobs, seed=7)
+    ours, theirs = _both(tmp_path, ssd_net(share, code), {"data": _image((1, 3, 48, 64), scale=2)},
+                         blobs, seed=7)
     for name in blobs[:-1]:   # within 1e-5 of the blob's scale (the convolutions round apart)
         assert ours[name].std() > 1e-3, name
         scale = np.abs(theirs[name]).max()
