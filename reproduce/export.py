@@ -95,6 +95,10 @@ class DeployGraph(nn.Module):
                 raise ExportError(f"net {net.name!r}: layer {step.layer.layer_name!r} is a "
                                   f"{step.layer.layer_type} source; export the net with Input "
                                   f"layers in its place")
+            refusal = getattr(step.layer, "export_refusal", None)
+            if refusal:
+                raise ExportError(f"net {net.name!r}: layer {step.layer.layer_name!r} "
+                                  f"({step.layer.layer_type}): {refusal}")
             if _left_out(step.layer.layer_type):
                 continue
             if step.layer.layer_type in NOT_EXPORTABLE:

@@ -62,16 +62,12 @@ def test_the_fixtures_cover_every_new_layer_type():
             "MultinomialLogisticLoss"} <= types
 
 
-# the data layers are issue 23's other half; ImageData and WindowData need an OpenCV build
-DATA_LAYERS = {"Data", "HDF5Data", "HDF5Output", "ImageData", "WindowData"}
-
-
 def test_every_layer_type_of_the_caffe_build_is_registered():
     from reproduce.net import registered_types
 
     caffe_types = set((FIXTURES / "caffe_layer_types.txt").read_text().split())
     assert len(caffe_types) >= 50 and "LSTM" in caffe_types
-    assert caffe_types - DATA_LAYERS <= set(registered_types())
+    assert caffe_types <= set(registered_types())
 
 
 @pytest.mark.parametrize("case", CASES)

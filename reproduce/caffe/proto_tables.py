@@ -18,8 +18,16 @@ field) and silently drop the field from a caffemodel. The extensions, both writt
 (50001), on a rarefied ceil-mode pooling, the factor its stride was divided by, so that
 Caffe's ceil rounding is applied at the coarse stride (see ``reproduce.net.layers.pooling``).
 
-Messages that only configure data layers we never run (LevelDB/LMDB, HDF5, windows …) are
-declared in full all the same, so that such nets parse and round-trip.
+``fork`` marks a field of a Caffe fork that OpenCV 4.x's Caffe importer also reads (DeepLab's
+``interp_param``, SSD's ``norm_param``, ``permute_param``, ``prior_box_param``,
+``detection_output_param``), at the fork's own number, so that the fork's Caffe reads what the
+writers write — unlike ``extension`` fields the writers keep them. One fork number collides
+with a later BVLC field: DeepLab's ``interp_param`` is 143, which BVLC gave to ``input_param``;
+``FORK_NUMBERS_BY_TYPE`` says which field such a number is on a layer of the fork's type (the
+binary reader consults it; protobuf writes ``type``, field 2, before it).
+
+The data layers' messages (LevelDB/LMDB, images, HDF5, windows, ``Datum``) are declared in
+full: ``reproduce.net.layers`` runs those layers.
 """
 
 ENUMS = """
@@ -38,6 +46,7 @@ LRNParameter.NormRegion    ACROSS_CHANNELS=0 WITHIN_CHANNEL=1
 PoolingParameter.PoolMethod MAX=0 AVE=1 STOCHASTIC=2
 PoolingParameter.RoundMode CEIL=0 FLOOR=1
 ReductionParameter.ReductionOp SUM=1 ASUM=2 SUMSQ=3 MEAN=4
+PriorBoxParameter.CodeType CORNER=1 CENTER_SIZE=2 CORNER_SIZE=3
 V1LayerParameter.LayerType NONE=0 ABSVAL=35 ACCURACY=1 ARGMAX=30 BNLL=2 CONCAT=3 CONTRASTIVE_LOSS=37
     CONVOLUTION=4 DATA=5 DECONVOLUTION=39 DROPOUT=6 DUMMY_DATA=32 EUCLIDEAN_LOSS=7 ELTWISE=25 EXP=38
     FLATTEN=8 HDF5_DATA=9 HDF5_OUTPUT=10 HINGE_LOSS=28 IM2COL=11 IMAGE_DATA=12 INFOGAIN_LOSS=13
@@ -223,6 +232,11 @@ LayerParameter
   128 threshold_param ThresholdParameter
   138 tile_param TileParameter
   129 window_data_param WindowDataParameter
+  143 interp_param fork InterpParameter
+  202 permute_param fork PermuteParameter
+  203 prior_box_param fork PriorBoxParameter
+  204 detection_output_param fork DetectionOutputParameter
+  206 norm_param fork NormalizeParameter
 
 TransformationParameter
   1 scale float = 1
@@ -513,6 +527,65 @@ WindowDataParameter
   12 cache_images bool = false
   13 root_folder string
 
+InterpParameter
+  1 height int32 = 0
+  2 width int32 = 0
+  3 zoom_factor int32 = 1
+  4 shrink_factor int32 = 1
+  5 pad_beg int32 = 0
+  6 pad_end int32 = 0
+
+PermuteParameter
+  1 order repeated uint32
+
+NormalizeParameter
+  1 across_spatial bool = true
+  2 scale_filler FillerParameter
+  3 channel_shared bool = true
+  4 eps float = 1e-10
+
+PriorBoxParameter
+  1 min_size repeated float
+  2 max_size repeated float
+  3 aspect_ratio repeated float
+  4 flip bool = true
+  5 clip bool = false
+  6 variance repeated float
+  7 img_size uint32
+  8 img_h uint32
+  9 img_w uint32
+  10 step float
+  11 step_h float
+  12 step_w float
+  13 offset float = 0.5
+
+NonMaximumSuppressionParameter
+  1 nms_threshold float = 0.3
+  2 top_k int32
+  3 eta float = 1
+
+SaveOutputParameter
+  1 output_directory string
+  2 output_name_prefix string
+  3 output_format string
+  4 label_map_file string
+  5 name_size_file string
+  6 num_test_image uint32
+
+DetectionOutputParameter
+  1 num_classes uint32
+  2 share_location bool = true
+  3 background_label_id int32 = 0
+  4 nms_param NonMaximumSuppressionParameter
+  5 save_output_param SaveOutputParameter
+  6 code_type PriorBoxParameter.CodeType = CORNER
+  8 variance_encoded_in_target bool = false
+  7 keep_top_k int32 = -1
+  9 confidence_threshold float
+  10 visualize bool = false
+  11 visualize_threshold float
+  12 save_file string
+
 V1LayerParameter
   2 bottom repeated string
   3 top repeated string
@@ -557,3 +630,5 @@ V1LayerParameter
   36 transform_param TransformationParameter
   42 loss_param LossParameter
 """
+
+FORK_NUMBERS_BY_TYPE = {"Interp": {("LayerParameter", 143): "interp_param"}}

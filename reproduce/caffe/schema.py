@@ -40,6 +40,7 @@ class Field:
     packed: bool = False
     default: Any = None
     extension: bool = False   # the project's field, not Caffe's (proto_tables)
+    fork: bool = False        # a Caffe fork's field at the fork's number (proto_tables)
 
     @property
     def is_message(self) -> bool:
@@ -88,14 +89,16 @@ def _parse_messages(text: str) -> dict[str, Descriptor]:
         for line in lines:
             left, _, default = line.partition("=")
             number, name, *mods, type_ = left.split()
-            unknown = set(mods) - {"repeated", "packed", "extension"}
+            unknown = set(mods) - {"repeated", "packed", "extension", "fork"}
             if unknown:
                 raise ValueError(f"proto_tables: {desc.name}.{name}: unknown modifiers {sorted(unknown)}")
             repeated = "repeated" in mods or "packed" in mods
             f = Field(name, int(number), type_, repeated=repeated, packed="packed" in mods,
                       default=_convert_default(type_, default.strip()) if default else None,
-                      extension="extension" in mods)
+                      extension="extension" in mods, fork="fork" in mods)
             desc.fields[name] = f
+            if f.fork and f.number in desc.by_number:
+                continue   # a fork's number that BVLC took later: FORK_NUMBERS_BY_TYPE
             desc.by_number[f.number] = f
         messages[desc.name] = desc
     return messages
@@ -103,6 +106,7 @@ def _parse_messages(text: str) -> dict[str, Descriptor]:
 
 ENUMS = _parse_enums(proto_tables.ENUMS)
 MESSAGES = _parse_messages(proto_tables.MESSAGES)
+FORK_NUMBERS_BY_TYPE = proto_tables.FORK_NUMBERS_BY_TYPE
 ENUM_NAMES = {enum: {v: k for k, v in values.items()} for enum, values in ENUMS.items()}
 
 

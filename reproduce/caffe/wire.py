@@ -33,7 +33,7 @@ from typing import Any, BinaryIO, Callable
 import numpy as np
 
 from .errors import WireFormatError
-from .schema import ENUM_NAMES, ENUMS, Field, Message, refuse_project_extensions
+from .schema import ENUM_NAMES, ENUMS, FORK_NUMBERS_BY_TYPE, Field, Message, refuse_project_extensions
 
 VARINT, FIXED64, LENGTH_DELIMITED, START_GROUP, END_GROUP, FIXED32 = 0, 1, 2, 3, 4, 5
 MAX_DEPTH = 64          # nested messages (and groups); protobuf's own default limit is 100
@@ -156,6 +156,9 @@ class _Decoder:
             if wire > FIXED32:
                 raise self.fail(tag_pos, f"invalid wire type {wire} (field {number})")
             f = by_number.get(number)
+            fork = FORK_NUMBERS_BY_TYPE.get(values.get("type"))   # type: field 2, read first
+            if fork and (msg.type_name, number) in fork:
+                f = msg.descriptor.fields[fork[msg.type_name, number]]
             if f is None:
                 if self.unknown is not None:
                     self.unknown.setdefault((msg.type_name, number), tag_pos)

@@ -327,13 +327,18 @@ class Net:
 
     def _run_sources(self) -> None:
         """Layers without bottoms that compute (DummyData) fill their tops once at set-up,
-        as Caffe's LayerSetUp does, so that their blobs hold data before any forward."""
+        as Caffe's LayerSetUp does, so that their blobs hold data before any forward; data
+        layers that read records (Data, ImageData, HDF5Data, WindowData) are left to the
+        first forward, as in Caffe."""
         with torch.no_grad():
             for info in self._layers:
                 if info.split:
                     self._share_split(info)
                 elif (not info.provider and not info.python and not info.bottoms
-                        and not isinstance(info.module, MemoryData)):   # its arrays come later
+                        and not isinstance(info.module, MemoryData)      # its arrays come later
+                        and not hasattr(info.module, "state_dict_data")):   # reads records:
+                    # Caffe's data layers only shape their tops at set-up (a batch read here
+                    # would be skipped by the first forward)
                     for name, tensor in zip(info.tops, info.module()):
                         self._blob_objects[name]._set_tensor(tensor)
 

@@ -49,6 +49,7 @@ import torch
 
 from reproduce.caffe.schema import Message
 
+from .data_layers import data_layer_states, load_data_layer_states
 from .errors import NonFiniteLossError, SolverConfigError
 from .inputs import Feed, InputFeeder
 from .lr_policy import check_lr_policy, learning_rate
@@ -429,6 +430,8 @@ class SGDSolver:
             "data": {"train": self.feeder.state_dict(),
                      "test": [feeder.state_dict() for feeder in self._test_feeders]},
             "rng": rng_states({"net": self.generator}),
+            "data_layers": {"train": data_layer_states(self.net),
+                            "test": [data_layer_states(net) for net in (self._test_nets or [])]},
         }
 
     def restore(self, path: str | os.PathLike) -> None:
@@ -458,6 +461,11 @@ class SGDSolver:
             for feeder, saved in zip(self._test_feeders, state["data"]["test"]):
                 feeder.load_state_dict(saved)
         set_rng_states(state["rng"], {"net": self.generator})
+        layers = state.get("data_layers", {})
+        load_data_layer_states(self.net, layers.get("train"))
+        if layers.get("test"):
+            for net, saved in zip(self.test_nets, layers["test"]):
+                load_data_layer_states(net, saved)
         self.last_snapshot = path
 
     def _restore_caffe_state(self, path: Path) -> None:

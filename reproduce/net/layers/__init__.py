@@ -11,6 +11,9 @@ from . import (absval, argmax, batch_reindex, bnll, clip, elu, embed, exp, filte
                mvn, parameter, prelu, reduction, spp, swish, threshold, tile)
 from . import (contrastive_loss, euclidean_loss, hinge_loss, infogain_loss,
                multinomial_logistic_loss, recurrent, sigmoid_cross_entropy_loss)
+# Caffe's data layers, and the fork layers OpenCV 4.x's Caffe importer reads (DeepLab, SSD)
+from . import (data, detection_output, hdf5_data, image_data, interp, normalize, permute,
+               prior_box, window_data)
 from .base import CaffeLayer, LayerError, blob_attribute
 from .registry import UnsupportedLayerError, layer_class, register, registered_types
 
