@@ -408,17 +408,18 @@ class Net(nn.Module):
                 raise NetError(f"input {name!r} has {blob.dim()} axes {tuple(blob.shape)}; net "
                                f"{self.name!r} was built for {len(built)} {built} (only sizes "
                                f"may change between passes; input_shapes= sets the axes)")
-            if blob.dim() == 4 and self._runs_channels_last():
+            if blob.dim() == 4 and self._runs_channels_last(device):
                 blob = blob.contiguous(memory_format=torch.channels_last)
             if self.force_backward and torch.is_grad_enabled():
                 blob = blob.detach().requires_grad_(True)
             blobs[name] = blob
         release = not self.keep_blobs
         bands: dict[str, Any] = {}
+        banded = self._constant_band and device.type == "cpu"  # plain operators elsewhere
         for step in self._plan:
             args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
             try:
-                if self._constant_band:
+                if banded:
                     tops, top_bands = step.layer.forward_banded(
                         args, [bands.get(b) for b in step.bottoms])
                     bands.update(zip(step.tops, top_bands))
@@ -475,9 +476,9 @@ class Net(nn.Module):
                         f"Python data layer's)")
         return NetError(message)
 
-    def _runs_channels_last(self) -> bool:
-        if self._channels_last is None:
-            return not torch.is_grad_enabled()
+    def _runs_channels_last(self, device: torch.device) -> bool:
+        if self._channels_last is None:  # the CPU default; off the CPU, the plain layout
+            return not torch.is_grad_enabled() and device.type == "cpu"
         return self._channels_last
 
     def use_channels_last(self, enabled: bool | None = True) -> "Net":
