@@ -15,6 +15,8 @@ upscore8 is a fifth of a tiny-width pass at 64×80).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 
 from ..plain import plain
@@ -57,11 +59,16 @@ class Deconvolution(_ConvolutionBase):
             return None
         with torch.no_grad():
             flat = weight.detach().reshape(self.channels, self.channels, -1)
-            diagonal = flat.diagonal(dim1=0, dim2=1)          # (k·k, channels), a view
             # checked on every call: pycaffe scripts write weights through numpy views,
-            # which no version counter sees (two counts of 21·21·256 floats: microseconds)
-            if int(torch.count_nonzero(flat)) != int(torch.count_nonzero(diagonal)):
+            # which no version counter sees. The largest |w| of each (out, in) filter: any
+            # off-diagonal one non-zero (or NaN) keeps every product.
+            largest = flat.abs().amax(dim=2)
+            largest.diagonal().zero_()
+            if bool(largest.any()):
                 return None
-            if not all(bool(torch.isfinite(x).all()) for x in bottoms):
-                return None  # 0·inf is NaN in Caffe's products: keep them all
+            # 0·inf is NaN in Caffe's products: keep them all unless the input is finite
+            # (a non-finite sum flags inf and NaN; an overflowing one just keeps them too)
+            if not all(math.isfinite(float(x.sum())) for x in bottoms):
+                return None
+            diagonal = flat.diagonal(dim1=0, dim2=1)          # (k·k, channels), a view
             return diagonal.t().reshape(self.channels, 1, *weight.shape[2:])

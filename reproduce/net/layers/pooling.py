@@ -205,7 +205,8 @@ class Pooling(CaffeLayer):
         kernel, (oh, ow) = self._geometry(height, width)
         (ph, pw), (sh, sw) = self.pad, self.stride
         if (self.method == "MAX" and len(self.layer_param.top) == 1 and (ph, pw) == (0, 0)
-                and kernel[0] >= sh and kernel[1] >= sw and x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())):
+                and kernel[0] >= sh and kernel[1] >= sw and x.device.type == "cpu"
+                and not (x.requires_grad and torch.is_grad_enabled())):
             return (max_by_taps(x, kernel, (sh, sw), (oh, ow)),)
         # pad top/left by pad; bottom/right far enough that every window lies inside
         pad_bottom = max(0, (oh - 1) * sh + kernel[0] - ph - height)
