@@ -52,7 +52,8 @@ sys.path.insert(0, str(HERE))
 RUNTIMES = ("ours", "plain", "opencv", "onnxruntime")
 # (height, width); 375×500 is the VOC/SBD shape, 64×80 the golden fixtures' size
 SIZES = {"tiny": [(32, 32), (64, 80), (128, 128), (224, 224), (375, 500), (500, 500), (1000, 1000)],
-         "full": [(32, 32), (64, 80), (128, 128), (224, 224), (375, 500), (500, 500), (1000, 1000)]}
+         # full width at 1000×1000: give --sizes (each runtime holds several GB there)
+         "full": [(32, 32), (64, 80), (128, 128), (224, 224), (375, 500), (500, 500)]}
 QUICK_SIZES = {"tiny": [(32, 32), (64, 80), (224, 224), (500, 500)],
                "full": [(64, 80), (224, 224), (500, 500)]}
 
@@ -225,8 +226,17 @@ def main() -> int:
                         help="cpu: the calling thread's CPU time (needs --threads 1)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the cost curves here (PNG)")
+    parser.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
+                        help="plot (--plot) and tabulate earlier --json results instead of running")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.from_json:
+        loaded = [json.loads(path.read_text()) for path in args.from_json]
+        summary = {"host": loaded[0]["host"], "sweeps": [s for d in loaded for s in d["sweeps"]]}
+        if args.plot:
+            plot(summary, args.plot)
+        table(summary)
+        return 0
     budget = args.budget if args.budget is not None else (1.0 if args.quick else 3.0)
     names = args.runtimes.split(",")
     unknown = set(names) - set(RUNTIMES)
@@ -264,13 +274,17 @@ def main() -> int:
     if args.plot:
         plot(summary, args.plot)
         print(f"plot: {args.plot}", file=sys.stderr)
-    for run in sweeps:
+    table(summary)
+    return 0
+
+
+def table(summary: dict) -> None:
+    for run in summary["sweeps"]:
         for row in run["sizes"]:
             ratios = row.get("ratio_vs_ours", {})
             print(f"| {run['widths']} | {row['height']}×{row['width']} | {row['load_average']:.1f} | "
                   + " | ".join(f"{row['median_s'][n] * 1e3:.1f}" for n in row["median_s"]) + " | "
                   + " | ".join(f"{v['median']:.2f}" for v in ratios.values()) + " |")
-    return 0
 
 
 if __name__ == "__main__":

@@ -124,3 +124,25 @@ def test_deconvolution_keeps_every_product_where_the_shortcut_would_differ(monke
     learnable.forward(data=torch.randn(1, 5, 6, 7))
     assert groups == [1, 1, 1]
 
+
+
+@pytest.mark.parametrize("seed", range(8))
+def test_inference_gemm_with_outputs_as_rows_equals_direct(seed):
+    """fc6/fc7's im2col + GEMM without gradients multiplies (pixels × K)·(K × out): the same
+    convolution as the direct one (float64, so only the summation order could differ)."""
+    from reproduce.net.conv_geometry import ConvGeometry
+    from reproduce.net.layers.convolution import conv2d_as_gemm
+
+    rng = random.Random(seed)
+    kernel = (rng.randint(1, 4), rng.randint(1, 4))
+    stride, pad = (rng.randint(1, 2), rng.randint(1, 2)), (rng.randint(0, 2), rng.randint(0, 2))
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(rng.randint(1, 3), 3, rng.randint(6, 10), rng.randint(6, 10), generator=gen,
+                    dtype=torch.float64)
+    weight = torch.randn(5, 3, *kernel, generator=gen, dtype=torch.float64)
+    bias = torch.randn(5, generator=gen, dtype=torch.float64) if seed % 2 else None
+    with torch.no_grad():
+        ours = conv2d_as_gemm(x, weight, bias, ConvGeometry(kernel, stride, pad, (1, 1)))
+    theirs = F.conv2d(x, weight, bias, stride, pad)
+    assert ours.shape == theirs.shape and ours.is_contiguous()
+    assert torch.allclose(ours, theirs, rtol=0, atol=1e-10)

@@ -70,10 +70,18 @@ def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     else:
         columns = F.unfold(x, g.kernel, g.dilation, g.pad, g.stride)
     matrix = weight.reshape(weight.shape[0], -1)
-    outputs = [torch.addmm(bias[:, None], matrix, columns[i]) if bias is not None
-               else matrix @ columns[i] for i in range(n)]
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        outputs = [torch.addmm(bias[:, None], matrix, columns[i]) if bias is not None
+                   else matrix @ columns[i] for i in range(n)]
+    else:
+        # inference: the product with the outputs as rows, (pixels × K)·(K × out), the same
+        # sums; MKL streams fc6's 411 MB weight once per pass this way, 2.5× faster than
+        # (out × K)·(K × pixels) at a 64×80 input's 3×3 outputs, level at 500×500's 16×16
+        outputs = [(torch.addmm(bias, columns[i].t(), matrix.t()) if bias is not None
+                    else columns[i].t() @ matrix.t()).t() for i in range(n)]
     out = outputs[0].unsqueeze(0) if n == 1 else torch.stack(outputs)
-    return out.view(n, weight.shape[0], out_h, out_w)
+    return out.reshape(n, weight.shape[0], out_h, out_w).contiguous()
 
 
 def conv_geometry(layer: CaffeLayer, num_spatial: int) -> ConvGeometry:
