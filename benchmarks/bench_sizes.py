@@ -252,8 +252,11 @@ def main() -> int:
             sizes = (QUICK_SIZES if args.quick else SIZES)[widths]
         print(json.dumps(sweep(widths, sizes, args.threads, budget, names, args.clock)))
         return 0
+    import torch
+
     from host import describe
 
+    torch.set_num_threads(args.threads)  # so that the host line states the sweep's threads
     host = describe()
     print(f"machine: {host}", file=sys.stderr, flush=True)
     sweeps = []

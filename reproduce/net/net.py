@@ -97,8 +97,9 @@ class Net(nn.Module):
 
     ``keep_blobs`` (default True, as pycaffe) keeps every blob in ``blobs`` after forward;
     set it False to free each blob once its last consumer has run (inference memory).
-    Layout: by default activations run channels-last (NHWC) when gradients are off — faster
-    inference on CPU — and NCHW otherwise; ``use_channels_last(True)`` makes every pass NHWC
+    Layout: by default activations run channels-last (NHWC) when gradients are off on the
+    CPU — faster inference there — and NCHW otherwise (off the CPU every layer also runs its
+    plain operators: no constant band, no CPU shortcut); ``use_channels_last(True)`` makes every pass NHWC
     (weights too), ``use_channels_last(False)`` every pass NCHW. ``use_constant_band(False)``
     convolves the constant band that large input padding creates instead of filling it in.
     While ``torch.compile``, ``torch.export`` or ``reproduce.export`` trace it, every layer runs
