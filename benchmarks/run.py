@@ -4,7 +4,7 @@ Each benchmark is a script with its own method in its docstring; this runner onl
 them in fresh processes (so one's memory does not weigh on the next). Record the figures
 in BENCHMARKS.md together with the machine and its load at the time.
 
-    python benchmarks/run.py [NAME …]      # names: read, forward, train, conv, dense, export, pycaffe, data (default: all)
+    python benchmarks/run.py [NAME …]      # names: read, forward, train, conv, dense, export, pycaffe, data, sizes (default: all)
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 BENCHMARKS = {"read": "bench_read.py", "forward": "bench_forward.py", "train": "bench_train.py",
               "conv": "bench_conv_products.py", "dense": "bench_dense.py",
-              "export": "bench_export.py", "pycaffe": "bench_pycaffe.py", "data": "bench_data.py"}
+              "export": "bench_export.py", "pycaffe": "bench_pycaffe.py", "data": "bench_data.py",
+              "sizes": "bench_sizes.py"}
 
 
 def main(argv: list[str]) -> int:

@@ -153,6 +153,7 @@ def test_net_blobs_and_gradients_agree_with_and_without_the_band(max_explicit_fr
     from reproduce.net.layers import convolution
 
     monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", max_explicit_fraction)
+    monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)  # the band wherever allowed
     generator = torch.Generator().manual_seed(3)
     net = Net(parse(BANDED_NET), phase="train", generator=generator)
     data = torch.randn(2, 3, 13, 11, generator=generator) * 4
@@ -181,11 +182,50 @@ def test_the_band_path_is_taken_in_fcn_like_nets(monkeypatch):
     original = convolution.banded_conv2d
     monkeypatch.setattr(convolution, "banded_conv2d",
                         lambda *a, **k: calls.append(a[4]) or original(*a, **k))
+    monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)  # toy sizes: pays at any cost
     net = Net(parse(BANDED_NET), phase="test")
     with torch.no_grad():
         net.forward(data=torch.randn(2, 3, 13, 11), label=torch.zeros(2, 1, 5, 5))
     assert len(calls) >= 3  # conv1 (padding band), conv2 and conv3 (value band)
     assert calls[0].from_padding and not calls[1].from_padding
+
+
+def test_the_band_is_planned_once_per_shape_and_only_where_it_pays(monkeypatch):
+    """The cost model: at the toy net's sizes the extra operators cost more than the band's
+    multiplications, so every convolution runs whole (yet its top still carries the band);
+    the plan is made once per input shape and reused; a new size is planned anew."""
+    import reproduce.net.layers.convolution as convolution
+
+    planned, banded = [], []
+    original_plan, original_conv = convolution.conv_band, convolution.banded_conv2d
+    monkeypatch.setattr(convolution, "conv_band",
+                        lambda *a: planned.append(a[1]) or original_plan(*a))
+    monkeypatch.setattr(convolution, "banded_conv2d",
+                        lambda *a, **k: banded.append(a) or original_conv(*a, **k))
+    net = Net(parse(BANDED_NET), phase="test")
+    with torch.no_grad():
+        for size in ((13, 11), (13, 11), (13, 11), (17, 11)):
+            net.forward(data=torch.randn(2, 3, *size), label=torch.zeros(2, 1, 5, 5))
+    convolutions = sum(1 for n in net.layer_names if net.layer(n).layer_type == "Convolution")
+    assert len(planned) == 2 * convolutions  # once per layer and shape, not per pass
+    assert banded == []                      # nothing pays at these sizes
+    assert net.layer("conv2")._band_plans    # yet the bands were planned and carried on
+
+
+@pytest.mark.parametrize("channels, side, pays", [(64, 262, True), (4, 262, True),
+                                                  (8, 70, False), (512, 40, True)])
+def test_band_cost_model(channels, side, pays):
+    """FCN's padding band: worth it on every full-width layer; at the golden fixtures' tiny
+    widths only on the first, large maps (measured crossover, BENCHMARKS.md)."""
+    from reproduce.net.constant_band import AxisBand, Band, conv_band
+    from reproduce.net.layers.convolution import band_pays
+
+    core = max(side // 4, 3)
+    lo = (side - core) // 2
+    axis = AxisBand(side, 0, lo, lo + core, side)
+    plan = conv_band(Band(axis, axis), (side, side), (side, side), (3, 3), (1, 1), (1, 1))
+    assert plan is not None
+    assert band_pays(plan, channels, channels, 9) is pays
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -20,16 +20,22 @@ import pytest
 from conftest import VOC_NETS
 from golden_compare import assert_all_close, npz_group, relative_error
 from reproduce.net import Net
+from reproduce.net.layers import convolution
 
 GRADIENT_TOLERANCE = 1e-4
 LOSS_TOLERANCE = 1e-4
 
 
 @pytest.mark.golden
+@pytest.mark.parametrize("band", ["default", "every_band", "no_constant_band"])
 @pytest.mark.parametrize("name", VOC_NETS)
-def test_loss_and_gradients_match_caffe(golden, name):
+def test_loss_and_gradients_match_caffe(golden, name, band, monkeypatch):
+    if band == "every_band":  # the band's sub-windows wherever it has one, paying or not
+        monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)
+        monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", 1.0)
     folder = golden / name
     net = Net(folder / "train.prototxt", folder / "weights.caffemodel", phase="train")
+    net.use_constant_band(band != "no_constant_band")
     assert all(net.layer(layer).ratio == 0 for layer in net.layer_names
                if net.layer(layer).layer_type == "Dropout")
     frozen = {f"{layer}/{i}" for layer, specs in net.param_specs.items()

@@ -47,7 +47,7 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 
 @pytest.mark.golden
 @pytest.mark.parametrize("layout", ["default", "nchw", "channels_last", "no_constant_band",
-                                    "all_gemm"])
+                                    "all_gemm", "every_band"])
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("name", VOC_NETS)
 def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
@@ -55,6 +55,9 @@ def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
         monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS", 10**9)
         monkeypatch.setattr(convolution, "GEMM_MIN_REDUCTION", 1)
         monkeypatch.setattr(convolution, "conv_band", lambda *args: None)
+    if layout == "every_band":  # the band's sub-windows wherever it has one, paying or not
+        monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)
+        monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", 1.0)
     folder = golden / name
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
     if layout == "channels_last":

@@ -97,8 +97,9 @@ class Net(nn.Module):
 
     ``keep_blobs`` (default True, as pycaffe) keeps every blob in ``blobs`` after forward;
     set it False to free each blob once its last consumer has run (inference memory).
-    Layout: by default activations run channels-last (NHWC) when gradients are off — faster
-    inference on CPU — and NCHW otherwise; ``use_channels_last(True)`` makes every pass NHWC
+    Layout: by default activations run channels-last (NHWC) when gradients are off on the
+    CPU — faster inference there — and NCHW otherwise (off the CPU every layer also runs its
+    plain operators: no constant band, no CPU shortcut); ``use_channels_last(True)`` makes every pass NHWC
     (weights too), ``use_channels_last(False)`` every pass NCHW. ``use_constant_band(False)``
     convolves the constant band that large input padding creates instead of filling it in.
     While ``torch.compile``, ``torch.export`` or ``reproduce.export`` trace it, every layer runs
@@ -408,17 +409,18 @@ class Net(nn.Module):
                 raise NetError(f"input {name!r} has {blob.dim()} axes {tuple(blob.shape)}; net "
                                f"{self.name!r} was built for {len(built)} {built} (only sizes "
                                f"may change between passes; input_shapes= sets the axes)")
-            if blob.dim() == 4 and self._runs_channels_last():
+            if blob.dim() == 4 and self._runs_channels_last(device):
                 blob = blob.contiguous(memory_format=torch.channels_last)
             if self.force_backward and torch.is_grad_enabled():
                 blob = blob.detach().requires_grad_(True)
             blobs[name] = blob
         release = not self.keep_blobs
         bands: dict[str, Any] = {}
+        banded = self._constant_band and device.type == "cpu"  # plain operators elsewhere
         for step in self._plan:
             args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
             try:
-                if self._constant_band:
+                if banded:
                     tops, top_bands = step.layer.forward_banded(
                         args, [bands.get(b) for b in step.bottoms])
                     bands.update(zip(step.tops, top_bands))
@@ -475,9 +477,9 @@ class Net(nn.Module):
                         f"Python data layer's)")
         return NetError(message)
 
-    def _runs_channels_last(self) -> bool:
-        if self._channels_last is None:
-            return not torch.is_grad_enabled()
+    def _runs_channels_last(self, device: torch.device) -> bool:
+        if self._channels_last is None:  # the CPU default; off the CPU, the plain layout
+            return not torch.is_grad_enabled() and device.type == "cpu"
         return self._channels_last
 
     def use_channels_last(self, enabled: bool | None = True) -> "Net":

@@ -481,8 +481,8 @@ class Net:
         net = self._net
         loss = None
         with torch.set_grad_enabled(record):
-            channels_last = net._runs_channels_last()
-            banded = net._constant_band
+            channels_last = net._runs_channels_last(self._device)
+            banded = net._constant_band and self._device.type == "cpu"
             bands: dict[str, Any] = {}
             converted: dict[str, torch.Tensor] = {}
             for index in range(start, end + 1):

@@ -34,6 +34,29 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
+# The constant band's cost model (``band_pays``), from single-layer timings on the 2-core
+# AVX-512 host (BENCHMARKS.md, "Small inputs"): each extra operator the banded path runs
+# costs about this much, and a direct convolution multiplies at about
+# ``min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL · min(in, out channels))`` GFLOP/s
+# (narrow layers run far below the machine's peak).
+BANDED_CALL_COST_S = 10e-6
+BANDED_GFLOPS_PER_CHANNEL = 6.0
+BANDED_MAX_GFLOPS = 100.0
+
+
+def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int) -> bool:
+    """Whether convolving only the explicit part of a banded output is worth its extra
+    operators here: the band's share of the multiplications, at the modelled rate, against
+    the window copies, window convolutions, patch convolution and fills it adds. Decided once
+    per layer and input shape (``Convolution`` keeps the answer), never per pass."""
+    if plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION:
+        return False
+    out = plan.out
+    band_pixels = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in out.band_rects())
+    flops = 2.0 * band_pixels * in_channels * out_channels * kernel_numel
+    rate = 1e9 * min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL * min(in_channels, out_channels))
+    extra_calls = 3 * len(out.explicit_rects()) + 3 + len(out.band_rects())
+    return flops / rate > extra_calls * BANDED_CALL_COST_S
 
 
 def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -47,10 +70,18 @@ def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
     else:
         columns = F.unfold(x, g.kernel, g.dilation, g.pad, g.stride)
     matrix = weight.reshape(weight.shape[0], -1)
-    outputs = [torch.addmm(bias[:, None], matrix, columns[i]) if bias is not None
-               else matrix @ columns[i] for i in range(n)]
+    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                    or (bias is not None and bias.requires_grad)):
+        outputs = [torch.addmm(bias[:, None], matrix, columns[i]) if bias is not None
+                   else matrix @ columns[i] for i in range(n)]
+    else:
+        # inference: the product with the outputs as rows, (pixels × K)·(K × out), the same
+        # sums; MKL streams fc6's 411 MB weight once per pass this way, 2.5× faster than
+        # (out × K)·(K × pixels) at a 64×80 input's 3×3 outputs, level at 500×500's 16×16
+        outputs = [(torch.addmm(bias, columns[i].t(), matrix.t()) if bias is not None
+                    else columns[i].t() @ matrix.t()).t() for i in range(n)]
     out = outputs[0].unsqueeze(0) if n == 1 else torch.stack(outputs)
-    return out.view(n, weight.shape[0], out_h, out_w)
+    return out.reshape(n, weight.shape[0], out_h, out_w).contiguous()
 
 
 def conv_geometry(layer: CaffeLayer, num_spatial: int) -> ConvGeometry:
@@ -145,18 +176,46 @@ class Convolution(_ConvolutionBase):
         return (shape[0], self.num_output, *spatial)
 
     def forward_banded(self, bottoms, bands):
-        if self.num_spatial != 2 or len(bottoms) != 1:
-            return super().forward_banded(bottoms, bands)
+        if self.num_spatial != 2 or len(bottoms) != 1 or bottoms[0].device.type != "cpu":
+            return super().forward_banded(bottoms, bands)  # plain operators off the CPU
         x = bottoms[0]
-        g = self.geometry
-        out_size = self.output_shape(tuple(x.shape))[2:]
-        plan = conv_band(bands[0], tuple(x.shape[2:]), out_size, g.extent, g.stride, g.pad)
+        key = (tuple(x.shape), bands[0])
+        planned = self._band_plans.get(key)
+        if planned is None:
+            planned = self._plan_band(key[0], bands[0])
+            if len(self._band_plans) >= 64:  # a net fed ever new sizes: keep the newest
+                self._band_plans.pop(next(iter(self._band_plans)))
+            self._band_plans[key] = planned
+        plan, banded = planned
         if plan is None:
             return super().forward_banded(bottoms, bands)
-        # convolving a few sub-windows costs more than a dense pass when most are explicit
-        dense = plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION
+        if not banded:
+            # every output convolved, in the plain (or GEMM) way; the top still carries the
+            # band, whose diff the plain backward keeps exact in the sense ``banded`` needs:
+            # band outputs read only the input's band, so their share of the weight gradient
+            # and of the input band's summed gradient depend on the band's summed diff alone
+            return self(x), [plan.out]
         bias = self.bias if self.bias_term else None
-        return (banded_conv2d(x, self.weight, bias, bands[0], plan, g, self.group, dense),), [plan.out]
+        return (banded_conv2d(x, self.weight, bias, bands[0], plan, self.geometry, self.group),), [plan.out]
+
+    @property
+    def _band_plans(self) -> dict:
+        plans = self.__dict__.get("_band_plan_cache")
+        if plans is None:
+            plans = self.__dict__["_band_plan_cache"] = {}
+        return plans
+
+    def _plan_band(self, shape, band):
+        """``(ConvBand or None, whether to convolve only its explicit part)`` for one input
+        shape and band: the geometry (``constant_band.conv_band``) and the cost model's
+        decision (``band_pays``), made once and kept."""
+        g = self.geometry
+        plan = conv_band(band, tuple(shape[2:]), self.output_shape(shape)[2:], g.extent,
+                         g.stride, g.pad)
+        if plan is None:
+            return None, False
+        return plan, band_pays(plan, self.channels // self.group, self.num_output,
+                               math.prod(g.kernel))
 
     def forward(self, *bottoms):
         g = self.geometry
@@ -174,7 +233,8 @@ class Convolution(_ConvolutionBase):
         is faster there and sums in an order closer to Caffe's (fc6 off float64 by 5e-7 of
         its range, against 5e-6 for the direct convolution).
         """
-        if self.num_spatial != 2 or self.group != 1 or not self.weight.is_contiguous():
+        if (self.num_spatial != 2 or self.group != 1 or not self.weight.is_contiguous()
+                or x.device.type != "cpu"):
             return False
         out_pixels = math.prod(self.output_shape(tuple(x.shape))[2:])
         return out_pixels <= GEMM_MAX_OUTPUT_PIXELS and self.weight[0].numel() >= GEMM_MIN_REDUCTION
