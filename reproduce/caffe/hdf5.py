@@ -25,7 +25,7 @@ import numpy as np
 from .errors import WeightsError
 from .files import Progress, ProgressReport, atomic_output
 from .schema import Message
-from .blobs import (MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob,
+from .blobs import (MAX_BLOB_AXES, StoredWeights, Weights, blob_message, check_diffs, float32_blob,
                     net_layers)
 
 
@@ -54,7 +54,7 @@ def _opened(path: str | os.PathLike):
 def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
     import h5py
 
-    weights: Weights = {}
+    weights = StoredWeights(source=os.fspath(path))
     data = f.get("data")
     if not isinstance(data, h5py.Group):
         raise WeightsError("no /data group: not an HDF5 caffemodel written by Caffe", path)
@@ -79,6 +79,8 @@ def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
                 report(done)
             if blobs:
                 weights[name] = blobs
+            else:
+                weights.empty[name] = ""
     finally:
         report.close()
     return weights

@@ -319,12 +319,20 @@ class Net(nn.Module):
 
         ``name`` is what errors call the weights (default: the path, or ``<dict>``).
         """
-        source = name or "<dict>"
+        from reproduce.caffe.blobs import empty_layers, weights_source
+
         if isinstance(weights, (str, os.PathLike)):
             from reproduce.weights.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
 
             source = name or os.fspath(weights)
             weights = load_weights(weights)
+        else:
+            source = name or weights_source(weights)
+        for layer_name in empty_layers(weights):   # stored without blobs: Caffe's CHECK_EQ fails
+            held = self._layers[layer_name].blobs() if layer_name in self._layers else []
+            if held:
+                raise NetError(f"{source}: Incompatible number of blobs for layer {layer_name!r}: "
+                               f"the file stores it with none, the net holds {len(held)}")
         for layer_name, arrays in weights.items():
             if layer_name not in self._layers:
                 continue  # Caffe: "Ignoring source layer"
