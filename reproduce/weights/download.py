@@ -40,7 +40,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["DownloadError", "ChecksumError", "AllURLsFailed", "DownloadResult", "download", "download_from",
-           "import_file", "sha1_of"]
+           "import_file", "sha1_of", "md5_of", "check_md5"]
 
 CHUNK = 1 << 20
 USER_AGENT = "reproduce-fcn/0.1 (+python urllib)"
@@ -79,6 +79,27 @@ class DownloadResult:
     url: str = ""          # where the bytes came from (download_from, import_file)
 
 
+def md5_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    """The md5 of ``path`` — only to compare with checksums others publish as md5 (torchvision's
+    dataset catalogue, pytorch-fcn), never as this project's own pin (sha1, sha256)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_md5(path: Path, md5, label: str, origin: str) -> None:
+    """Raise ``ChecksumError`` unless ``path``'s md5 is ``md5`` (or one of several published)."""
+    if not md5:
+        return
+    allowed = (md5,) if isinstance(md5, str) else tuple(md5)
+    observed = md5_of(path)
+    if observed not in {m.lower() for m in allowed}:
+        raise ChecksumError(f"{label}: md5 {observed} does not match the published {' or '.join(allowed)}"
+                            f" ({origin})")
+
+
 def sha1_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
@@ -93,7 +114,8 @@ def part_path(dest: str | os.PathLike) -> Path:
 
 
 def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, timeout: float = 30.0,
-             retries: int = 3, progress: bool = True, backoff: float = 1.0) -> DownloadResult:
+             retries: int = 3, progress: bool = True, backoff: float = 1.0, md5=None,
+             md5_origin: str = "published") -> DownloadResult:
     """Download ``url`` to ``dest`` (see the module docstring); returns what was written."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
@@ -116,10 +138,16 @@ def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, time
         raise ChecksumError(f"{dest.name}: sha1 {digest} of the downloaded {size:,} bytes does not match "
                             f"the expected {sha1} (from {url}); the download was deleted — run again "
                             f"to fetch it afresh")
+    try:
+        check_md5(part, md5, dest.name, md5_origin)
+    except ChecksumError as err:
+        part.unlink()
+        raise ChecksumError(f"{err}; the {size:,} bytes from {url} were deleted — run again to fetch "
+                            f"it afresh") from None
     with open(part, "rb") as f:
         os.fsync(f.fileno())
     os.replace(part, dest)
-    return DownloadResult(dest, digest, size, resumed_from, sha1 is not None)
+    return DownloadResult(dest, digest, size, resumed_from, sha1 is not None or bool(md5))
 
 
 def source_path(dest: str | os.PathLike) -> Path:
@@ -143,7 +171,7 @@ def download_from(urls, dest: str | os.PathLike, *, sha1: str | None = None, **k
     attempts: list[tuple[str, DownloadError]] = []
     for url in urls:
         recorded = source.read_text().strip() if source.is_file() else None
-        if part.exists() and recorded and recorded != url and sha1 is None:
+        if part.exists() and recorded and recorded != url and sha1 is None and not kwargs.get("md5"):
             part.unlink()  # bytes of another URL, and no sha1 to catch a mix: start over
         inherited = part.exists() and recorded is not None and recorded != url
         try:
@@ -184,7 +212,8 @@ def _without(message: str, label: str, url: str) -> str:
     return message.strip()
 
 
-def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | None = None) -> DownloadResult:
+def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | None = None, md5=None,
+                md5_origin: str = "published") -> DownloadResult:
     """Copy ``src`` (a file the user already has) to ``dest`` with the checks of a download.
 
     The bytes are hashed while copied into ``<dest>.import.part`` beside ``dest``; a sha1 other
@@ -211,12 +240,16 @@ def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | 
         if sha1 is not None and observed != sha1.lower():
             raise ChecksumError(f"{src}: sha1 {observed} of its {size:,} bytes does not match the expected "
                                 f"{sha1} for {dest.name}; not imported")
+        try:
+            check_md5(tmp, md5, str(src), md5_origin)
+        except ChecksumError as err:
+            raise ChecksumError(f"{err}; not imported as {dest.name}") from None
         os.replace(tmp, dest)
     except OSError as err:
         raise DownloadError(f"{src}: cannot import it to {dest}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return DownloadResult(dest, observed, size, 0, sha1 is not None, src.resolve().as_uri())
+    return DownloadResult(dest, observed, size, 0, sha1 is not None or bool(md5), src.resolve().as_uri())
 
 
 def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) -> int:
