@@ -126,9 +126,14 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
     source_dir: Path | None = getattr(args, "from_dir", None)
     urls = urls_for(e, args.mirror)
     expected, origin = manifest.expected_sha1(e, directory)
+    replaced = ""
     if args.force:
         part_path(dest).unlink(missing_ok=True)
         source_path(dest).unlink(missing_ok=True)
+        if origin.startswith("lock file"):   # --force replaces a pin of first use, never a published sha1
+            replaced = f" (replaces the sha1 pinned in the {origin}, {expected})"
+            expected, origin = None, "none"
+    pin = None   # (sha1, size, url) to record once the file is verified (parsed as weights)
     if dest.is_file() and not args.force:
         digest = sha1_of(dest)
         if expected and digest != expected:
@@ -136,7 +141,7 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
                                 f"(from the {origin}); delete it or pass --force to download it again")
         what = f"present, sha1 {digest} " + (f"matches the {origin}" if expected else "recorded in the lock file")
         if not expected:
-            manifest.record_sha1(directory, e.file, digest, dest.stat().st_size, urls[0] if urls else "")
+            pin = (digest, dest.stat().st_size, urls[0] if urls else "")
         fresh = False
     else:
         try:
@@ -151,25 +156,52 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
         except ChecksumError as err:
             if origin.startswith("lock file"):
                 raise ChecksumError(f"{err}; the expected sha1 was recorded in the {origin} at an earlier "
-                                    f"download — if the file really changed, delete its entry there") from None
+                                    f"download — if the file really changed, pass --force to replace it") from None
             raise
-        manifest.record_sha1(directory, e.file, result.sha1, result.size, result.url)
+        if not result.checked:
+            pin = (result.sha1, result.size, result.url)
         check = (f"matches the {origin}" if result.checked
                  else f"recorded in {directory / manifest.LOCK_FILE} (no published sha1)")
         if source_dir is not None:
-            what = f"imported {result.size:,} bytes from {source_dir / e.file}, sha1 {result.sha1} {check}"
+            what = f"imported {result.size:,} bytes from {source_dir / e.file}, sha1 {result.sha1} {check}{replaced}"
         else:
             resumed = f", resumed at byte {result.resumed_from:,}" if result.resumed_from else ""
             via = f" from {result.url}" if len(urls) > 1 else ""
-            what = f"downloaded {result.size:,} bytes{via}{resumed}, sha1 {result.sha1} {check}"
+            what = f"downloaded {result.size:,} bytes{via}{resumed}, sha1 {result.sha1} {check}{replaced}"
         fresh = True
-    if args.no_convert:
-        return what
     pth = directory / e.pth
-    if pth.is_file() and not fresh and pth.stat().st_mtime >= dest.stat().st_mtime:
-        return f"{what}; {pth} up to date"
-    convert_file(dest, pth, progress=not args.quiet)
+    if args.no_convert or (pth.is_file() and not fresh and pth.stat().st_mtime >= dest.stat().st_mtime):
+        if pin is not None:   # nothing to convert: parse it anyway before its sha1 is trusted
+            _verified_weights(dest, pin)
+            manifest.record_sha1(directory, e.file, *pin)
+        return what if args.no_convert else f"{what}; {pth} up to date"
+    weights = _verified_weights(dest, pin, progress=not args.quiet)
+    save_converted(weights, pth)
+    if pin is not None:   # trust on first use only for a file that parsed as weights and converted
+        manifest.record_sha1(directory, e.file, *pin)
     return f"{what}; converted to {pth}"
+
+
+def _verified_weights(dest: Path, pin, progress: bool = False):
+    """``dest`` read as weights; when its sha1 is not yet pinned a failure says so and how to recover."""
+    from reproduce.caffe.errors import CaffeFormatError
+    from reproduce.weights.convert import load_weights
+
+    try:
+        return load_weights(dest, progress=progress)
+    except CaffeFormatError as err:
+        if pin is None:
+            raise
+        raise CaffeFormatError(f"{err.message} — not a usable weights file, so its sha1 was not recorded; "
+                               f"delete it or pass --force to fetch it again", err.path, err.where) from None
+
+
+def save_converted(weights, pth: Path) -> Path:
+    from reproduce.commands.convert import refuse_empty_parameter_layers
+    from reproduce.weights.convert import save_weights
+
+    refuse_empty_parameter_layers(weights, getattr(weights, "source", pth))
+    return save_weights(pth, weights)
 
 
 def convert_file(src: Path, dst: Path, progress: bool = False) -> Path:
