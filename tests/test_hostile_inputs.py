@@ -335,3 +335,87 @@ def test_a_temporary_left_by_a_killed_writer_is_removed_by_the_next_write(tmp_pa
     with atomic_output(tmp_path / "out.png") as tmp:
         Path(tmp).write_bytes(b"png")
     assert not stale.exists() and mine.exists() and (tmp_path / "out.png").read_bytes() == b"png"
+
+
+# -------------------------------------------------------------------- sizes checked before allocating
+
+
+def _conv_net(params: str) -> str:
+    return ('layer { name: "data" type: "Input" top: "data" input_param { shape { dim: 1 dim: 3 dim: 8 dim: 8 } } }\n'
+            'layer { name: "conv" type: "Convolution" bottom: "data" top: "conv" '
+            f'convolution_param {{ {params} }} }}')
+
+
+@pytest.mark.parametrize("params, expected", [
+    ("num_output: 2147483647 kernel_size: 3", "more than Caffe's blob limit of 2^31 - 1"),
+    ('num_output: 2 kernel_size: 3 weight_filler { type: "gaussian" std: nan }', "std is nan, not a finite number"),
+    ("num_output: 2 kernel_size: 3 pad: 2000000000", "top blob 'conv' of shape 1×2×4000000006×4000000006"),
+])
+def test_absurd_net_parameters_are_refused_before_allocating(tmp_path, capsys, params, expected):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(_conv_net(params))
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, data=np.ones((1, 3, 8, 8), np.float32))
+    assert main(["forward", "--prototxt", str(prototxt), "--input", str(inputs)]) == 2
+    line = _one_line(capsys)
+    assert "layer 'conv'" in line and expected in line
+
+
+def _npz_with_header(path: Path, shape) -> None:
+    from numpy.lib import format as npy
+
+    header = io.BytesIO()
+    npy.write_array_header_1_0(header, {"descr": "<f4", "fortran_order": False, "shape": shape})
+    with zipfile.ZipFile(path, "w") as zf:
+        zf.writestr("data.npy", header.getvalue() + b"\0" * 16)
+
+
+@pytest.mark.parametrize("kind", ["truncated", "empty", "absurd header"])
+def test_bad_npz_inputs_are_one_line(tmp_path, capsys, kind):
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(_conv_net("num_output: 2 kernel_size: 3"))
+    path = tmp_path / "in.npz"
+    buffer = io.BytesIO()
+    np.savez(buffer, data=np.ones((1, 3, 8, 8), np.float32))
+    if kind == "truncated":
+        path.write_bytes(buffer.getvalue()[: len(buffer.getvalue()) // 2])
+    elif kind == "empty":
+        path.write_bytes(b"")
+    else:
+        _npz_with_header(path, (30000, 30000, 30000))   # 109 TiB declared in 144 bytes
+    assert main(["forward", "--prototxt", str(prototxt), "--input", str(path)]) == 2
+    line = _one_line(capsys)
+    assert str(path) in line
+    assert {"truncated": "truncated?", "empty": "empty file", "absurd header": "declares a 30000×30000×30000"}[kind] in line
+
+
+def test_forward_estimates_its_blobs_before_allocating(tmp_path, capsys, monkeypatch):
+    from reproduce.evaluation import memory
+
+    prototxt = tmp_path / "net.prototxt"
+    prototxt.write_text(_conv_net("num_output: 2 kernel_size: 3"))
+    inputs = tmp_path / "in.npz"
+    np.savez(inputs, data=np.ones((1, 3, 64, 64), np.float32))
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 1000)
+    assert main(["forward", "--prototxt", str(prototxt), "--input", str(inputs)]) == 2
+    assert "needs about" in _one_line(capsys)
+
+
+def test_hdf5_external_storage_and_forged_sizes_are_refused(tmp_path):
+    import h5py
+
+    from reproduce.caffe import WeightsError, read_weights
+
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.arange(8, dtype=np.float32).tobytes())
+    external, forged = tmp_path / "external.h5", tmp_path / "forged.h5"
+    with h5py.File(external, "w") as f:
+        f.create_group("data/conv").create_dataset("0", shape=(8,), dtype="f4", external=[(str(secret), 0, 32)])
+    with h5py.File(forged, "w") as f:
+        f.create_group("data/conv").create_dataset("0", shape=(2**30,), dtype="f4")   # declared, never written
+    with pytest.raises(WeightsError) as err:
+        read_weights(external)
+    assert str(err.value).startswith(f"{external}: /data/conv/0: stores its data in another file")
+    with pytest.raises(WeightsError) as err:
+        read_weights(forged)
+    assert str(err.value).startswith(f"{forged}: /data/conv/0: declares 4,294,967,296 bytes")

@@ -41,6 +41,7 @@ the net's own state is therefore written with ``object.__setattr__``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ from .plain import exporting, plain, plain_ops
 from .state_rules import filter_layers, net_state
 
 Shape = tuple[int, ...]
+
+
+def _check_blob_count(layer: str, top: str, shape) -> None:
+    """Caffe's ``Blob::Reshape`` check (count ≤ INT_MAX, "blob size exceeds INT_MAX"), before
+    anything of that size is planned or allocated (a ``pad: 2000000000`` makes such a top)."""
+    count = math.prod(int(d) for d in shape)
+    if count > 2**31 - 1:
+        raise NetError(f"layer {layer!r}: top blob {top!r} of shape {'×'.join(str(int(d)) for d in shape)} "
+                       f"would hold {count:,} values, more than Caffe's blob limit of 2^31 - 1 "
+                       f"(blob size exceeds INT_MAX)")
 
 
 class NetError(ValueError):
@@ -181,6 +192,7 @@ class Net(nn.Module):
                                    f"(again by layer {name!r})")
             available.difference_update(bottoms)
             for top, shape in zip(tops, top_shapes):
+                _check_blob_count(name, top, shape)
                 shapes[top] = tuple(shape)
                 if not top.startswith("("):
                     available.add(top)
