@@ -419,3 +419,65 @@ def test_hdf5_external_storage_and_forged_sizes_are_refused(tmp_path):
     with pytest.raises(WeightsError) as err:
         read_weights(forged)
     assert str(err.value).startswith(f"{forged}: /data/conv/0: declares 4,294,967,296 bytes")
+
+
+# -------------------------------------------------------------------- downloads that trickle or fill the disk
+
+
+def test_a_trickling_download_is_stopped_and_resumed_afterwards(tmp_path):
+    from reproduce.weights.download import DownloadError, download
+
+    body = bytes(range(256)) * 64
+    dest = tmp_path / "file.bin"
+    with FileServer() as server:
+        server.files["file.bin"] = body
+        server.trickle["file.bin"] = (4096, 0.05)   # then one byte every 50 ms, ~20 bytes/s
+        with pytest.raises(DownloadError) as err:
+            download(server.url + "/file.bin", dest, progress=False, retries=0, min_rate=1000, rate_window=0.5)
+        text = str(err.value)
+        assert "file.bin" in text and "too slow" in text and "run again to resume" in text
+        kept = (tmp_path / "file.bin.part").stat().st_size
+        assert kept >= 4096 and not dest.exists()
+        result = download(server.url + "/file.bin", dest, progress=False, retries=0, min_rate=1000,
+                          rate_window=0.5, sha1=hashlib.sha1(body).hexdigest())
+    assert result.resumed_from == kept and dest.read_bytes() == body
+
+
+def test_a_download_past_its_deadline_is_stopped(tmp_path):
+    from reproduce.weights.download import DownloadError, download
+
+    with FileServer() as server:
+        server.files["file.bin"] = b"x" * 4000
+        server.trickle["file.bin"] = (1000, 0.02)
+        with pytest.raises(DownloadError) as err:
+            download(server.url + "/file.bin", tmp_path / "file.bin", progress=False, retries=0, min_rate=0,
+                     deadline=0.3)
+    assert "passed its deadline" in str(err.value) and "file.bin.part" in str(err.value)
+
+
+def test_a_planted_symlink_at_a_part_file_is_not_written_through(tmp_path):
+    from reproduce.weights.download import DownloadError, download
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    (tmp_path / "file.bin.part").symlink_to(victim)
+    with FileServer() as server:
+        server.files["file.bin"] = b"payload"
+        with pytest.raises(DownloadError) as err:
+            download(server.url + "/file.bin", tmp_path / "file.bin", progress=False, retries=0)
+    assert "symbolic link" in str(err.value) and victim.read_text() == "keep me"
+
+
+def test_disk_full_during_a_download_names_the_file_and_the_space_needed(tmp_path, monkeypatch):
+    import errno
+
+    from reproduce.weights import download as dl
+
+    class Full:
+        def write(self, data):
+            raise OSError(errno.ENOSPC, "No space left on device")
+
+    with pytest.raises(dl.DownloadError) as err:
+        dl._write(Full(), b"abc", tmp_path / "big.caffemodel.part", 123456)
+    text = str(err.value)
+    assert "big.caffemodel.part: disk full" in text and "about 123,456 more bytes" in text and "resume" in text
