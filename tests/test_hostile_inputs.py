@@ -481,3 +481,27 @@ def test_disk_full_during_a_download_names_the_file_and_the_space_needed(tmp_pat
         dl._write(Full(), b"abc", tmp_path / "big.caffemodel.part", 123456)
     text = str(err.value)
     assert "big.caffemodel.part: disk full" in text and "about 123,456 more bytes" in text and "resume" in text
+
+
+# -------------------------------------------------------------------- the run lock
+
+
+def test_deleting_the_lock_file_by_hand_does_not_let_a_second_run_in(tmp_path):
+    import subprocess
+    import sys
+
+    from reproduce.training.lock import LOCK_NAME, hold_run_dir
+
+    run_dir = tmp_path / "run"
+    probe = ("import sys\nfrom reproduce.training.lock import acquire, RunDirBusy\n"
+             "try:\n    acquire(sys.argv[1])\nexcept RunDirBusy as e:\n    print(e)\n    sys.exit(3)\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]))
+    with hold_run_dir(run_dir, what="stage fcn8s"):
+        (run_dir / LOCK_NAME).unlink()   # by hand, while the run holds it
+        done = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True,
+                              env=env, timeout=60)
+        assert done.returncode == 3, done.stdout + done.stderr
+        assert str(run_dir) in done.stdout and len(done.stdout.strip().splitlines()) == 1
+    done = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True,
+                          env=env, timeout=60)
+    assert done.returncode == 0, done.stdout + done.stderr   # free again once released
