@@ -505,3 +505,53 @@ def test_deleting_the_lock_file_by_hand_does_not_let_a_second_run_in(tmp_path):
     done = subprocess.run([sys.executable, "-c", probe, str(run_dir)], capture_output=True, text=True,
                           env=env, timeout=60)
     assert done.returncode == 0, done.stdout + done.stderr   # free again once released
+
+
+# -------------------------------------------------------------------- images
+
+
+def test_an_image_over_pils_bomb_limit_is_read_when_it_fits_and_refused_when_not(tmp_path, monkeypatch):
+    from PIL import Image
+
+    from reproduce.evaluation import memory
+    from reproduce.evaluation.infer import UnsupportedImageError, load_rgb
+
+    path = tmp_path / "big.png"
+    Image.fromarray(np.full((64, 96, 3), 7, np.uint8)).save(path)
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)   # 6,144 px: over twice PIL's limit, an error there
+    with pytest.raises(Image.DecompressionBombError):
+        Image.open(path)
+    assert load_rgb(path).size == (96, 64)                  # read: it fits in memory
+    assert Image.MAX_IMAGE_PIXELS == 1000                   # PIL's guard restored for everyone else
+    monkeypatch.setattr(memory, "available_bytes", lambda device=None: 10_000)
+    with pytest.raises(UnsupportedImageError) as err:
+        load_rgb(path)
+    assert str(err.value).startswith(f"{path}: a 96×64 image") and "more than the" in str(err.value)
+
+
+def test_label_pngs_replace_a_planted_symlink(tmp_path):
+    from reproduce.evaluation.score import save_palette_png
+
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "label.png"
+    out.symlink_to(victim)
+    save_palette_png(out, np.zeros((4, 4), np.uint8))
+    assert victim.read_text() == "keep me" and not out.is_symlink() and out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_export_replaces_a_planted_symlink(tmp_path):
+    """The .pt2 writer (the .onnx one goes through the same ``atomic_output``; exporting a
+    net to ONNX takes too long for this suite)."""
+    import torch
+
+    from reproduce.export import save_exported_program
+
+    program = torch.export.export(torch.nn.Linear(2, 2), (torch.ones(1, 2),))
+    victim = tmp_path / "victim.txt"
+    victim.write_text("keep me")
+    out = tmp_path / "net.pt2"
+    out.symlink_to(victim)
+    save_exported_program(program, out)
+    assert victim.read_text() == "keep me" and not out.is_symlink()
+    assert torch.export.load(out).module()(torch.ones(1, 2)).shape == (1, 2)
