@@ -555,3 +555,72 @@ def test_export_replaces_a_planted_symlink(tmp_path):
     save_exported_program(program, out)
     assert victim.read_text() == "keep me" and not out.is_symlink()
     assert torch.export.load(out).module()(torch.ones(1, 2)).shape == (1, 2)
+
+
+# -------------------------------------------------------------------- pytorch-fcn's converted copies
+
+
+def _pytorch_fcn_copy(path: Path) -> dict:
+    """A file shaped like pytorch-fcn's fcn32s_from_caffe.pth (a plain state_dict under the
+    release's layer names), at the tiny widths, non-zero."""
+    import torch
+
+    from reproduce.models import net_param
+
+    net = Net(net_param("fcn32s", "deploy", num_classes=21, widths="tiny"), phase="test")
+    rng = np.random.default_rng(3)
+    state = {}
+    for name, blobs in net.params.items():
+        for i, blob in enumerate(blobs):
+            state[f"{name}.{('weight', 'bias')[i]}"] = torch.from_numpy(
+                rng.standard_normal(tuple(blob.shape)).astype(np.float32))
+    torch.save(state, path)
+    return state
+
+
+def test_pytorch_fcn_converted_weights_are_accepted_checked_and_converted(tmp_path, capsys, monkeypatch):
+    import dataclasses
+
+    import torch
+
+    from reproduce.weights import manifest
+
+    src = tmp_path / "from"
+    src.mkdir()
+    state = _pytorch_fcn_copy(src / "fcn32s_from_caffe.pth")
+    digest = hashlib.md5((src / "fcn32s_from_caffe.pth").read_bytes()).hexdigest()
+    real = manifest.EQUIVALENTS["fcn32s"][0]
+    assert real.md5s[0] == "d3eb467a80e7da0468a20dfcbc13e6c8" and "pytorch-fcn" in real.source
+    argv = ["weights", "--only", "fcn32s", "--from", str(src), "--dir", str(tmp_path / "w"), "--quiet"]
+    assert main(argv) == 1                                   # not one of the published md5s
+    line = _one_line(capsys)
+    assert "fcn32s_from_caffe.pth: md5" in line and "pytorch-fcn" in line
+    monkeypatch.setitem(manifest.EQUIVALENTS, "fcn32s", (dataclasses.replace(real, md5s=(digest,)),))
+    assert main(argv) == 0
+    assert "pytorch-fcn's converted copy" in capsys.readouterr().out
+    converted = torch.load(tmp_path / "w" / "fcn32s-heavy-pascal.pth", weights_only=True)
+    assert sorted(converted) == sorted(state)
+    assert all(torch.equal(converted[k], state[k]) for k in state)
+
+
+def test_a_pytorch_fcn_copy_holding_code_is_never_run(tmp_path, capsys, monkeypatch):
+    import dataclasses
+    import pickle
+
+    from reproduce.weights import manifest
+
+    src = tmp_path / "from"
+    src.mkdir()
+    marker = tmp_path / "ran"
+
+    class Payload:
+        def __reduce__(self):
+            return (os.mkdir, (str(marker),))
+
+    (src / "fcn32s_from_caffe.pth").write_bytes(pickle.dumps({"conv1_1.weight": Payload()}))
+    digest = hashlib.md5((src / "fcn32s_from_caffe.pth").read_bytes()).hexdigest()
+    real = manifest.EQUIVALENTS["fcn32s"][0]
+    monkeypatch.setitem(manifest.EQUIVALENTS, "fcn32s", (dataclasses.replace(real, md5s=(digest,)),))
+    assert main(["weights", "--only", "fcn32s", "--from", str(src), "--dir", str(tmp_path / "w"), "--quiet"]) == 1
+    line = _one_line(capsys)
+    assert "fcn32s_from_caffe.pth" in line and not marker.exists()

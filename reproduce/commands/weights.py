@@ -71,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
                   flush=True)
             continue
         if (source_dir is not None and not explicit and not (source_dir / e.file).exists()
-                and not (args.dir / e.file).is_file()):
+                and not (args.dir / e.file).is_file() and _equivalent_in(e, source_dir) is None):
             missing.append(e.file)
             continue
         try:
@@ -125,6 +125,10 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
     dest = directory / e.file
     source_dir: Path | None = getattr(args, "from_dir", None)
     urls = urls_for(e, args.mirror)
+    if source_dir is not None and not (source_dir / e.file).exists() and not dest.is_file():
+        equivalent = _equivalent_in(e, source_dir)
+        if equivalent is not None:
+            return import_equivalent(e, equivalent, source_dir / equivalent.file, args)
     expected, origin = manifest.expected_sha1(e, directory)
     replaced = ""
     if args.force:
@@ -180,6 +184,32 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
     if pin is not None:   # trust on first use only for a file that parsed as weights and converted
         manifest.record_sha1(directory, e.file, *pin)
     return f"{what}; converted to {pth}"
+
+
+def _equivalent_in(e, source_dir: Path):
+    from reproduce.weights import manifest
+
+    return next((q for q in manifest.equivalents(e) if (source_dir / q.file).is_file()), None)
+
+
+def import_equivalent(e, equivalent, src: Path, args: argparse.Namespace) -> str:
+    """pytorch-fcn's converted copy of ``e`` (``manifest.Equivalent``): its md5 checked against the
+    published ones, read with ``weights_only=True``, its layers checked against ``e``'s net as
+    Caffe's ``CopyTrainedLayersFrom`` would, and written as ``e``'s ``.pth``."""
+    from reproduce.weights.download import import_file
+    from reproduce.weights.pretrained import load_net
+
+    local = args.dir / equivalent.file
+    result = import_file(src, local, md5=equivalent.md5s, md5_origin=f"published by {equivalent.source}")
+    weights = _verified_weights(local, None)
+    try:
+        load_net(e.net, weights, split="deploy", num_classes=e.num_classes)   # every layer of the net, fitting
+    except ValueError as err:
+        raise UserError(f"{src}: not {e.name}'s weights: {' '.join(str(err).split())}") from None
+    pth = args.dir / e.pth
+    save_converted(weights, pth)
+    return (f"imported {result.size:,} bytes from {src} (pytorch-fcn's converted copy of {e.file}), md5 matches "
+            f"{equivalent.source}; checked against {e.net} and written to {pth}")
 
 
 def _verified_weights(dest: Path, pin, progress: bool = False):
