@@ -624,3 +624,19 @@ def test_a_pytorch_fcn_copy_holding_code_is_never_run(tmp_path, capsys, monkeypa
     assert main(["weights", "--only", "fcn32s", "--from", str(src), "--dir", str(tmp_path / "w"), "--quiet"]) == 1
     line = _one_line(capsys)
     assert "fcn32s_from_caffe.pth" in line and not marker.exists()
+
+
+def test_an_archive_expanding_past_the_free_space_stops_before_writing(tmp_path, monkeypatch):
+    import collections
+    import shutil
+
+    good, _ = _tar_gz_with_wrong_crc(tmp_path)
+    src = tmp_path / "src"
+    src.mkdir()
+    (src / "toy.tgz").write_bytes(good)
+    usage = collections.namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(1 << 40, 1 << 40, 1 << 20))   # 1 MiB free
+    with pytest.raises(fetch.DataFetchError) as err:
+        list(fetch.fetch_dataset(_release("toy.tgz", "root"), tmp_path / "data", str(src), progress=False))
+    assert "toy.tgz: extracting root/file.bin needs" in str(err.value) and "1 MiB are free" in str(err.value)
+    assert not (tmp_path / "data" / "toy").exists()

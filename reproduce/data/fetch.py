@@ -405,6 +405,19 @@ def _extract_tar(archive: Archive, path: Path, tmp: Path, progress: bool) -> tup
     return count, tops
 
 
+SPACE_MARGIN = 64 << 20
+
+
+def _check_space(path: Path, tmp: Path, size: int, what: str) -> None:
+    """Refuse to extract ``size`` bytes (a member's declared size, or a zip's total) that the
+    disk cannot hold: an archive expanding past the free space (a decompression bomb, or just
+    a full disk) stops before writing, in one line, with nothing moved into place."""
+    free = shutil.disk_usage(tmp).free
+    if size + SPACE_MARGIN > free:
+        raise DataFetchError(f"{path}: extracting {what} needs {size / 2**20:,.0f} MiB, only "
+                             f"{free / 2**20:,.0f} MiB are free in {tmp.parent}; free space and run again")
+
+
 def _extract_members(archive: Archive, path: Path, tar, raw, tmp: Path, bar) -> tuple[int, set[str]]:
     count, tops = 0, set()
     done = 0
@@ -417,6 +430,7 @@ def _extract_members(archive: Archive, path: Path, tar, raw, tmp: Path, bar) -> 
                 raise DataFetchError(f"{path}: member {member.name!r} links outside the archive "
                                      f"({member.linkname!r}); not extracted")
         if _wanted(archive, name):
+            _check_space(path, tmp, member.size, name)
             tar.extract(member, tmp, filter="data")
             count += 1
         if bar is not None:
@@ -433,6 +447,8 @@ def _extract_zip(archive: Archive, path: Path, tmp: Path, progress: bool) -> tup
             raise DataFetchError(f"{path}: corrupt archive (member {bad!r} fails its CRC-32 check); delete it "
                                  f"and fetch it again")
         infos = zf.infolist()
+        _check_space(path, tmp, sum(i.file_size for i in infos if _wanted(archive, _member_name(i.filename, path))),
+                     "its members")
         bar = _bar(progress, sum(i.compress_size for i in infos), Path(archive.file).name)
         try:
             for info in infos:
