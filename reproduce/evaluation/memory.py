@@ -139,7 +139,7 @@ class MemoryEstimateError(ValueError):
 # what a pass holds beyond its blobs' own bytes: convolution workspaces and the allocator's slack,
 # measured at 1.46× on FCN-8s (BENCHMARKS.md, "infer memory"); 1.6 leaves headroom
 ALLOCATOR_SLACK = 1.6
-FIXED_SLACK = 64 << 20
+FIXED_SLACK = 128 << 20
 
 
 def pass_bytes(blob_bytes: int, extra_bytes: int = 0) -> int:
