@@ -64,14 +64,14 @@ def main() -> None:
         floor = peak_rss(base + [str(image(32))])
         print(f"machine: {os.cpu_count()} cpus; widths {args.widths}; process floor (32×32 image) "
               f"{format_bytes(floor)}")
-        print(f"{'size':>11} {'peak RSS':>10} {'pass':>10} {'estimate':>10}  bound")
+        print(f"{'size':>11} {'peak RSS':>10} {'pass MiB':>10} {'estimate MiB':>13}  bound")
         for side in args.sizes:
             rss = peak_rss(base + [str(image(side))])
             blobs = forward_bytes(net, {net.inputs[0]: (1, 3, side, side)})
             estimate = pass_bytes(blobs, side * side * IMAGE_BYTES_PER_PIXEL)
             used = rss - floor
-            print(f"{side:>5}×{side:<5} {format_bytes(rss):>10} {format_bytes(used):>10} "
-                  f"{format_bytes(estimate):>10}  {'holds' if estimate >= used else 'EXCEEDED'}")
+            print(f"{side:>5}×{side:<5} {format_bytes(rss):>10} {used / 2**20:>10,.0f} "
+                  f"{estimate / 2**20:>13,.0f}  {'holds' if estimate >= used else 'EXCEEDED'}")
 
 
 if __name__ == "__main__":
