@@ -137,7 +137,8 @@ class MemoryEstimateError(ValueError):
 
 
 # what a pass holds beyond its blobs' own bytes: convolution workspaces and the allocator's slack,
-# measured at 1.46× on FCN-8s (BENCHMARKS.md, "infer memory"); 1.6 leaves headroom
+# measured 0.88–1.64× on FCN-8s at 1000²–2000² (BENCHMARKS.md, "infer memory"); with the fixed
+# margin the estimate covered every measured pass
 ALLOCATOR_SLACK = 1.6
 FIXED_SLACK = 128 << 20
 
