@@ -9,9 +9,16 @@ NAME …`` picks some by name, file name or release folder — see ``--list``):
    only for files whose sha1 is published); each URL's failure, a wrong sha1 included, moves
    on to the next, and when all fail the one-line error names every URL and why;
 2. check its sha1 — against the manifest where one is published, otherwise against the sha1
-   recorded in ``<dir>/weights.lock.json`` by an earlier download (the first download records
-   what it observed) — and rename it into place only then;
-3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``.
+   recorded in ``<dir>/weights.lock.json`` by an earlier download — and rename it into place
+   only then;
+3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``;
+   a file without a published sha1 has its sha1 recorded in the lock file only now, once it
+   parsed as weights and converted (an HTML error page is never pinned). ``--force`` fetches
+   anew and replaces such a recorded sha1 (never a published one).
+
+``--from DIR`` also accepts pytorch-fcn's converted copies (``fcn8s_from_caffe.pth`` …,
+``manifest.EQUIVALENTS``) where DIR lacks the caffemodel: held to pytorch-fcn's published
+md5s, read with ``weights_only=True``, checked against the net and written as the ``.pth``.
 
 ``--from DIR`` takes the files from DIR instead of the network: the release's file names
 (``DIR/fcn8s-heavy-pascal.caffemodel`` …), checked like downloads (sha1 or lock), copied
