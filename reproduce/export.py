@@ -326,10 +326,12 @@ def _export_failure(graph: DeployGraph, err: Exception) -> str:
 
 def save_exported_program(program: "torch.export.ExportedProgram", path: str | os.PathLike) -> Path:
     """Write ``program`` as a ``.pt2`` archive (``torch.export.load`` reads it back)."""
+    from reproduce.caffe.files import atomic_output
+
     path = Path(path)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), atomic_output(path) as tmp, open(tmp, "wb") as f:
         warnings.filterwarnings("ignore", message=".*LeafSpec", category=FutureWarning)
-        torch.export.save(program, path)
+        torch.export.save(program, f)   # a temporary renamed into place: a planted link is replaced
     return path
 
 
@@ -374,5 +376,14 @@ def to_onnx(net: Net | DeployGraph, path: str | os.PathLike, *, opset: int = DEF
     except Exception as err:
         raise ExportError(_export_failure(graph, err)) from err
     size = sum(p.numel() * p.element_size() for p in graph.parameters())
-    onnx_program.save(path, external_data=size >= 2 * 10**9)
+    external = size >= 2 * 10**9
+    if external:   # the data file is named after the model's: written in place, a planted link removed
+        if path.is_symlink():
+            path.unlink()
+        onnx_program.save(path, external_data=True)
+        return path
+    from reproduce.caffe.files import atomic_output
+
+    with atomic_output(path) as tmp:   # a temporary renamed into place: a planted link is replaced
+        onnx_program.save(str(tmp), external_data=False)
     return path

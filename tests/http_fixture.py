@@ -3,7 +3,9 @@
 Serves ``files`` (name → bytes) with HTTP Range support (206 / 416), and can misbehave on
 purpose: ``cut[name] = k`` sends only the first ``k`` body bytes of the next response for
 ``name`` and drops the connection (once); ``ignore_range`` answers every request with the
-whole file (200). Every request is logged as ``(path, Range header or None)``.
+whole file (200); ``trickle[name] = (k, seconds)`` sends the first ``k`` body bytes of the
+next response for ``name`` at once and then one byte every ``seconds`` (once). Every request is
+logged as ``(path, Range header or None)``.
 """
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ class FileServer:
         self.files: dict[str, bytes] = {}
         self.cut: dict[str, int] = {}
         self.ignore_range = False
+        self.trickle: dict[str, tuple[int, float]] = {}
         self.log: list[tuple[str, str | None]] = []
         server = self
 
@@ -54,6 +57,22 @@ class FileServer:
                 self.send_header("Content-Length", str(len(body)))
                 self.send_header("Accept-Ranges", "bytes")
                 self.end_headers()
+                trickle = server.trickle.pop(name, None)
+                if trickle is not None:
+                    import time
+
+                    head, pause = trickle
+                    try:
+                        self.wfile.write(body[:head])
+                        self.wfile.flush()
+                        for i in range(head, len(body)):
+                            time.sleep(pause)
+                            self.wfile.write(body[i:i + 1])
+                            self.wfile.flush()
+                    except OSError:   # the client gave up
+                        pass
+                    self.close_connection = True
+                    return
                 cut = server.cut.pop(name, None)
                 if cut is not None:
                     self.wfile.write(body[:cut])

@@ -185,12 +185,20 @@ def test_weights_command_downloads_records_and_converts(server, tmp_path, capsys
     assert main(argv) == 0
     assert len(server.log) == requests and "matches the lock file" in capsys.readouterr().out
 
-    # the server now has different bytes: --force fetches them, the locked sha1 refuses them
-    server.files["fcn32s-heavy-pascal.caffemodel"] = _caffemodel_bytes(tmp_path, 2)[0]
-    assert main(argv + ["--force"]) == 1
+    # the server now has different bytes: a fresh download is held to the locked sha1 …
+    other = _caffemodel_bytes(tmp_path, 2)[0]
+    server.files["fcn32s-heavy-pascal.caffemodel"] = other
+    (out / "fcn32s-heavy-pascal.caffemodel").rename(tmp_path / "kept.caffemodel")
+    assert main(argv) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert err[0].startswith("error: fcn32s-heavy-pascal.caffemodel: sha1 ") and "does not match" in err[0]
-    assert (out / "fcn32s-heavy-pascal.caffemodel").read_bytes() == data  # the checked file is untouched
+    assert "--force" in err[0]
+    assert not (out / "fcn32s-heavy-pascal.caffemodel").exists()
+    # … and --force replaces the pin of first use, once the new file parsed and converted
+    assert main(argv + ["--force"]) == 0
+    assert "replaces the sha1 pinned" in capsys.readouterr().out
+    lock = json.loads((out / manifest.LOCK_FILE).read_text())["files"]
+    assert lock["fcn32s-heavy-pascal.caffemodel"]["sha1"] == hashlib.sha1(other).hexdigest()
 
 
 def test_weights_command_refuses_a_wrong_sha1_of_the_manifest(server, tmp_path, capsys):

@@ -17,6 +17,29 @@ MAX_BLOB_AXES = 32            # Caffe's kMaxBlobAxes
 Weights = dict[str, list[np.ndarray]]
 
 
+class StoredWeights(dict):
+    """``{layer: [blob, …]}`` as read from a file, which also remembers the file (``source``)
+    and the layers stored there *without* blobs (``empty``: name → type, "" where the format
+    keeps no type). Caffe's ``CopyTrainedLayersFrom`` checks the blob count of every source
+    layer the net has, so a parameter layer stored with no blobs is an error there
+    ("Incompatible number of blobs for layer …"), not a layer to skip."""
+
+    def __init__(self, *args, source: str = "", empty: dict[str, str] | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.source = source
+        self.empty: dict[str, str] = dict(empty or {})
+
+
+def empty_layers(weights) -> dict[str, str]:
+    """The layers ``weights`` (a ``StoredWeights``) holds with no blobs; {} for a plain dict."""
+    return dict(getattr(weights, "empty", {}) or {})
+
+
+def weights_source(weights, default: str = "<dict>") -> str:
+    """The file ``weights`` was read from, for messages; ``default`` for a plain dict."""
+    return getattr(weights, "source", "") or default
+
+
 def blob_message(array: np.ndarray, layer: str = "?", diff: np.ndarray | None = None) -> Message:
     """A BlobProto as ``Blob<float>::ToProto`` writes it: ``shape`` (absent for 0 axes), packed
     data, and packed diff when ``diff`` is given (``write_diff``)."""

@@ -86,8 +86,9 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
     path = Path(path)
     directory = path.parent
     directory.mkdir(parents=True, exist_ok=True)
+    remove_stale_temporaries(path)
     while True:
-        tmp = directory / f".{path.name}.{secrets.token_hex(6)}.tmp"
+        tmp = directory / f".{path.name}.{os.getpid()}-{secrets.token_hex(6)}.tmp"
         try:
             os.close(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666))  # honours umask
             break
@@ -105,6 +106,42 @@ def atomic_output(path: str | os.PathLike) -> Iterator[Path]:
             pass
         raise
     _fsync_directory(directory)
+
+
+def remove_stale_temporaries(path: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files ``atomic_output`` left beside ``path`` in a process that no
+    longer runs (killed with SIGKILL, or the machine went down); returns what was deleted.
+    The writer's process id is part of each temporary name, so a live writer's file is kept."""
+    path = Path(path)
+    removed = []
+    prefix = f".{path.name}."
+    try:
+        candidates = [p for p in path.parent.iterdir() if p.name.startswith(prefix) and p.name.endswith(".tmp")]
+    except OSError:
+        return removed
+    for candidate in candidates:
+        pid = candidate.name[len(prefix):-len(".tmp")].split("-", 1)[0]
+        if not pid.isdigit() or _alive(int(pid)):
+            continue
+        try:
+            if not candidate.is_symlink() and candidate.is_file():
+                candidate.unlink()
+                removed.append(candidate)
+        except OSError:
+            pass
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True
+    return True
 
 
 def _fsync_directory(directory: Path) -> None:

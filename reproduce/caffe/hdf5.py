@@ -25,7 +25,7 @@ import numpy as np
 from .errors import WeightsError
 from .files import Progress, ProgressReport, atomic_output
 from .schema import Message
-from .blobs import (MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob,
+from .blobs import (MAX_BLOB_AXES, StoredWeights, Weights, blob_message, check_diffs, float32_blob,
                     net_layers)
 
 
@@ -54,7 +54,7 @@ def _opened(path: str | os.PathLike):
 def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
     import h5py
 
-    weights: Weights = {}
+    weights = StoredWeights(source=os.fspath(path))
     data = f.get("data")
     if not isinstance(data, h5py.Group):
         raise WeightsError("no /data group: not an HDF5 caffemodel written by Caffe", path)
@@ -79,6 +79,8 @@ def _read_layers(f, path: str | os.PathLike, progress: Progress) -> Weights:
                 report(done)
             if blobs:
                 weights[name] = blobs
+            else:
+                weights.empty[name] = ""
     finally:
         report.close()
     return weights
@@ -167,11 +169,38 @@ def _read_blob(dataset, path, where: str) -> np.ndarray:
                            "datasets)", path, where)
     if dataset.ndim > MAX_BLOB_AXES:
         raise WeightsError(f"{dataset.ndim} axes (Caffe allows {MAX_BLOB_AXES})", path, where)
+    _check_storage(dataset, path, where)
     try:
         values = dataset[()]
     except (OSError, ValueError, RuntimeError) as err:
         raise WeightsError(f"unreadable dataset ({_first_line(err)})", path, where) from None
     return np.asarray(values, dtype=np.float32, order="C")
+
+
+# deflate expands at most ~1032:1; a dataset declaring more than that over the file's size is a lie
+_MAX_EXPANSION = 1100
+
+
+def _check_storage(dataset, path, where: str) -> None:
+    """Refuse what Caffe's writer never makes and a reader must not follow or allocate: data
+    stored in *another* file (external storage, virtual datasets), or a declared size the file
+    cannot hold (checked before any allocation, as the binary reader checks its counts)."""
+    if dataset.external:
+        files = ", ".join(str(entry[0]) for entry in dataset.external)
+        raise WeightsError(f"stores its data in another file ({files}; HDF5 external storage) — refused",
+                           path, where)
+    if getattr(dataset, "is_virtual", False):
+        raise WeightsError("is a virtual dataset (its data live in other files) — refused", path, where)
+    count = int(np.prod(dataset.shape, dtype=np.float64)) if dataset.shape else 1
+    if count > 2**31 - 1:
+        raise WeightsError(f"shape {dataset.shape} holds {count:,} values, more than Caffe's blob limit of "
+                           f"2^31 - 1", path, where)
+    declared = count * dataset.dtype.itemsize
+    size = os.path.getsize(path)
+    limit = size * (_MAX_EXPANSION if dataset.compression or dataset.chunks else 1)
+    if declared > limit + 4096:
+        raise WeightsError(f"declares {declared:,} bytes of data in a {size:,}-byte file (truncated or "
+                           f"forged) — not read", path, where)
 
 
 def write_hdf5(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndarray]],

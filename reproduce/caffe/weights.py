@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from . import wire
-from .blobs import MAX_BLOB_AXES, Weights, blob_message, check_diffs, float32_blob, net_layers
+from .blobs import MAX_BLOB_AXES, StoredWeights, Weights, blob_message, check_diffs, float32_blob, net_layers
 from .errors import UpgradeError, WeightsError
 from .files import SNIFF_BYTES, Progress, ProgressReport, atomic_output, foreign_format, is_hdf5
 from .hdf5 import read_hdf5, write_hdf5
@@ -58,17 +58,21 @@ def read_caffemodel(path: str | os.PathLike, progress: Progress = None) -> Messa
 def read_weights(path: str | os.PathLike, progress: Progress = None) -> Weights:
     """``{layer name: [blob, …]}`` of a binary or HDF5 caffemodel, in file order, as Caffe holds them.
 
-    Layers without blobs are left out; when two layers share a name the later one wins, as
-    it does when Caffe copies them one after the other.
+    Layers without blobs are left out of the dict but listed in its ``empty`` (name → type):
+    a net layer with parameters refuses them when copying, as Caffe does. When two layers
+    share a name the later one wins, as it does when Caffe copies them one after the other.
     """
     if is_hdf5(path):
         return read_hdf5(path, progress)
     net, positions = _read_net(path, progress)
-    weights: Weights = {}
-    for name, _type, blobs in caffemodel_layers(net, path, positions):
+    weights = StoredWeights(source=os.fspath(path))
+    for name, type_, blobs in caffemodel_layers(net, path, positions):
+        weights.pop(name, None)
+        weights.empty.pop(name, None)
         if blobs:
-            weights.pop(name, None)
             weights[name] = blobs
+        else:
+            weights.empty[name] = str(type_)
     return weights
 
 

@@ -43,6 +43,7 @@ def run(args: argparse.Namespace) -> int:
 
         net_param = read_net(args.prototxt)
         if is_caffe_weights(args.src):
+            refuse_unusable_source(net_param, weights, args.src, args.prototxt)
             weights = transplant_into(net_param, weights, interp=not args.no_interp,
                                       log=(lambda line: None) if args.quiet else print)
         else:  # never write a caffemodel that Caffe would refuse to load into NET
@@ -51,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     elif args.out.name.lower().endswith((".caffemodel", ".h5", ".hdf5")) and not is_caffe_weights(args.src):
         raise UserError(f"{args.out}: writing a caffemodel from {args.src.name} needs --prototxt NET "
                         "(the layer definitions Caffe stores beside the blobs)")
+    else:
+        refuse_empty_parameter_layers(weights, args.src)
     save_weights(args.out, weights, net_param)
     count = sum(b.size for blobs in weights.values() for b in blobs)
     print(f"wrote {args.out} ({len(weights)} layers, {count:,} parameters)")
@@ -68,6 +71,42 @@ def refuse_extra_layers(net_param, weights, src: Path, prototxt: Path, shown: in
         raise UserError(f"{src}: weights for {len(extra)} layer(s) that {prototxt} lacks ({names}); "
                         f"is it the net these weights belong to? (a caffemodel SRC is transplanted instead, "
                         f"dropping them)")
+
+
+# layer types that always hold parameter blobs (current and V1 names)
+PARAMETER_TYPES = frozenset({"Convolution", "Deconvolution", "InnerProduct", "BatchNorm", "PReLU", "Embed",
+                             "LSTM", "RNN", "CONVOLUTION", "DECONVOLUTION", "INNER_PRODUCT"})
+
+
+def refuse_empty_parameter_layers(weights, src) -> None:
+    """Without a net to check against: a layer of a parameter type stored with no blobs is
+    refused (Caffe would stop at it with "Incompatible number of blobs" in any net that has it)."""
+    from reproduce.caffe.blobs import empty_layers
+
+    for name, type_ in empty_layers(weights).items():
+        if type_ in PARAMETER_TYPES:
+            raise UserError(f"{src}: Incompatible number of blobs for layer {name!r}: a {type_} layer "
+                            f"stored with none (a damaged or cut file?); nothing written")
+
+
+def refuse_unusable_source(net_param, weights, src, prototxt) -> None:
+    """Before a transplant: a parameter layer of NET stored in ``src`` with no blobs (Caffe's
+    "Incompatible number of blobs"), or no layer of ``src`` that NET has (the output would be
+    NET's fresh initialisation, nothing of ``src``), is refused in one line."""
+    from reproduce.caffe.blobs import empty_layers
+    from reproduce.net import Net
+
+    net = Net(net_param, phase="test")
+    held = {name for name, blobs in net.params.items() if len(blobs)}
+    for name in empty_layers(weights):
+        if name in held:
+            raise UserError(f"{src}: Incompatible number of blobs for layer {name!r}: the file stores it "
+                            f"with none, {prototxt} gives it {len(net.params[name])}; nothing written")
+    if held and not held & set(weights):
+        sample = ", ".join(list(weights)[:4]) or "none"
+        raise UserError(f"{src}: no layer of it is a parameter layer of {prototxt} (its layers: {sample}"
+                        f"{' …' if len(weights) > 4 else ''}; the net's: {', '.join(sorted(held)[:4])} …); "
+                        f"the output would hold only fresh initialisation — nothing written")
 
 
 def transplant_into(net_param, source, interp: bool = True, log=print):

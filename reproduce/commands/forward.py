@@ -61,6 +61,7 @@ def run(args: argparse.Namespace) -> int:
     if weights is not None:
         net.copy_from(load_weights(weights))
     net = net.to(resolve_device(args.device))
+    _check_memory(net, inputs, args.input)
     with torch.no_grad():
         try:
             outputs = net.forward(**{name: array for name, array in inputs.items()
@@ -130,14 +131,64 @@ def _read_labels(path: Path) -> list[str]:
     return [line.strip() for line in path.read_text(errors="replace").splitlines()]
 
 
+def _check_memory(net, inputs: dict, path: Path) -> None:
+    """Refuse, before any blob is allocated, a forward whose blobs would not fit in memory
+    (``reproduce.evaluation.memory``: the peak of the live blobs, as ``infer`` estimates it)."""
+    from reproduce.evaluation.memory import available_bytes, format_bytes, forward_bytes
+
+    shapes = {name: tuple(np.shape(inputs[name])) for name in net.inputs if name in inputs}
+    if len(shapes) != len(net.inputs):
+        return   # the forward names what is missing
+    try:
+        need = forward_bytes(net, shapes)
+    except Exception:   # a shape the layers refuse: the forward says so in its own words
+        return
+    available = available_bytes(next((p.device for p in net.parameters()), None))
+    if available is not None and need > available:
+        raise UserError(f"{path}: a forward on these inputs needs about {format_bytes(need)} of blobs, more "
+                        f"than the {format_bytes(available)} available; give smaller inputs")
+
+
 def _read_inputs(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an .npz, each member's .npy header checked against what the member holds
+    before anything is allocated (a header may declare terabytes)."""
+    import zipfile
+    import zlib
+
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no such input file")
+    if path.stat().st_size == 0:
+        raise UserError(f"{path}: an empty file (0 bytes), not an .npz of arrays")
     with open(path, "rb") as f:
         if f.read(4) != b"PK\x03\x04":
             raise UserError(f"{path}: not an .npz archive (expected a zip of .npy arrays, one per input blob)")
     try:
+        with zipfile.ZipFile(path) as zf:
+            for info in zf.infolist():
+                _check_npy_member(zf, info, path)
         with np.load(path, allow_pickle=False) as npz:
             return {name: npz[name] for name in npz.files}
-    except (ValueError, OSError, EOFError) as err:
-        raise UserError(f"{path}: not a readable .npz of arrays ({err})") from None
+    except UserError:
+        raise
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error) as err:
+        raise UserError(f"{path}: not a readable .npz of arrays ({str(err).splitlines()[0] if str(err) else type(err).__name__}; "
+                        f"truncated?)") from None
+
+
+def _check_npy_member(zf, info, path: Path) -> None:
+    """A member's declared array size against its stored size (the .npy format stores the data raw)."""
+    from numpy.lib import format as npy
+
+    if not info.filename.endswith(".npy"):
+        return
+    with zf.open(info) as member:
+        version = npy.read_magic(member)
+        reader = npy.read_array_header_1_0 if version == (1, 0) else npy.read_array_header_2_0
+        shape, _, dtype = reader(member, max_header_size=10000)
+        header = member.tell() if member.seekable() else 0
+    if dtype.hasobject:
+        raise UserError(f"{path}: member {info.filename!r} holds Python objects, not numbers; not loaded")
+    declared = int(np.prod(shape, dtype=np.float64)) * dtype.itemsize
+    if declared > info.file_size - min(header, info.file_size):
+        raise UserError(f"{path}: member {info.filename!r} declares a {'×'.join(map(str, shape))} {dtype} array "
+                        f"({declared:,} bytes) but holds {info.file_size:,} bytes (truncated or forged); not loaded")

@@ -9,9 +9,16 @@ NAME …`` picks some by name, file name or release folder — see ``--list``):
    only for files whose sha1 is published); each URL's failure, a wrong sha1 included, moves
    on to the next, and when all fail the one-line error names every URL and why;
 2. check its sha1 — against the manifest where one is published, otherwise against the sha1
-   recorded in ``<dir>/weights.lock.json`` by an earlier download (the first download records
-   what it observed) — and rename it into place only then;
-3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``.
+   recorded in ``<dir>/weights.lock.json`` by an earlier download — and rename it into place
+   only then;
+3. convert it to ``<dir>/<file>.pth`` (a plain state_dict) with ``reproduce.weights.convert``;
+   a file without a published sha1 has its sha1 recorded in the lock file only now, once it
+   parsed as weights and converted (an HTML error page is never pinned). ``--force`` fetches
+   anew and replaces such a recorded sha1 (never a published one).
+
+``--from DIR`` also accepts pytorch-fcn's converted copies (``fcn8s_from_caffe.pth`` …,
+``manifest.EQUIVALENTS``) where DIR lacks the caffemodel: held to pytorch-fcn's published
+md5s, read with ``weights_only=True``, checked against the net and written as the ``.pth``.
 
 ``--from DIR`` takes the files from DIR instead of the network: the release's file names
 (``DIR/fcn8s-heavy-pascal.caffemodel`` …), checked like downloads (sha1 or lock), copied
@@ -74,7 +81,7 @@ def run(args: argparse.Namespace) -> int:
                   flush=True)
             continue
         if (source_dir is not None and not explicit and not (source_dir / e.file).exists()
-                and not (args.dir / e.file).is_file()):
+                and not (args.dir / e.file).is_file() and _equivalent_in(e, source_dir) is None):
             missing.append(e.file)
             continue
         try:
@@ -159,10 +166,19 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
     dest = directory / e.file
     source_dir: Path | None = getattr(args, "from_dir", None)
     urls = urls_for(e, args.mirror)
+    if source_dir is not None and not (source_dir / e.file).exists() and not dest.is_file():
+        equivalent = _equivalent_in(e, source_dir)
+        if equivalent is not None:
+            return import_equivalent(e, equivalent, source_dir / equivalent.file, args)
     expected, origin = manifest.expected_sha1(e, directory)
+    replaced = ""
     if args.force:
         part_path(dest).unlink(missing_ok=True)
         source_path(dest).unlink(missing_ok=True)
+        if origin.startswith("lock file"):   # --force replaces a pin of first use, never a published sha1
+            replaced = f" (replaces the sha1 pinned in the {origin}, {expected})"
+            expected, origin = None, "none"
+    pin = None   # (sha1, size, url) to record once the file is verified (parsed as weights)
     if dest.is_file() and not args.force:
         digest = sha1_of(dest)
         if expected and digest != expected:
@@ -170,7 +186,7 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
                                 f"(from the {origin}); delete it or pass --force to download it again")
         what = f"present, sha1 {digest} " + (f"matches the {origin}" if expected else "recorded in the lock file")
         if not expected:
-            manifest.record_sha1(directory, e.file, digest, dest.stat().st_size, urls[0] if urls else "")
+            pin = (digest, dest.stat().st_size, urls[0] if urls else "")
         fresh = False
     else:
         try:
@@ -185,25 +201,78 @@ def fetch_entry(e, args: argparse.Namespace) -> str:
         except ChecksumError as err:
             if origin.startswith("lock file"):
                 raise ChecksumError(f"{err}; the expected sha1 was recorded in the {origin} at an earlier "
-                                    f"download — if the file really changed, delete its entry there") from None
+                                    f"download — if the file really changed, pass --force to replace it") from None
             raise
-        manifest.record_sha1(directory, e.file, result.sha1, result.size, result.url)
+        if not result.checked:
+            pin = (result.sha1, result.size, result.url)
         check = (f"matches the {origin}" if result.checked
                  else f"recorded in {directory / manifest.LOCK_FILE} (no published sha1)")
         if source_dir is not None:
-            what = f"imported {result.size:,} bytes from {source_dir / e.file}, sha1 {result.sha1} {check}"
+            what = f"imported {result.size:,} bytes from {source_dir / e.file}, sha1 {result.sha1} {check}{replaced}"
         else:
             resumed = f", resumed at byte {result.resumed_from:,}" if result.resumed_from else ""
             via = f" from {result.url}" if len(urls) > 1 else ""
-            what = f"downloaded {result.size:,} bytes{via}{resumed}, sha1 {result.sha1} {check}"
+            what = f"downloaded {result.size:,} bytes{via}{resumed}, sha1 {result.sha1} {check}{replaced}"
         fresh = True
-    if args.no_convert:
-        return what
     pth = directory / e.pth
-    if pth.is_file() and not fresh and pth.stat().st_mtime >= dest.stat().st_mtime:
-        return f"{what}; {pth} up to date"
-    convert_file(dest, pth, progress=not args.quiet)
+    if args.no_convert or (pth.is_file() and not fresh and pth.stat().st_mtime >= dest.stat().st_mtime):
+        if pin is not None:   # nothing to convert: parse it anyway before its sha1 is trusted
+            _verified_weights(dest, pin)
+            manifest.record_sha1(directory, e.file, *pin)
+        return what if args.no_convert else f"{what}; {pth} up to date"
+    weights = _verified_weights(dest, pin, progress=not args.quiet)
+    save_converted(weights, pth)
+    if pin is not None:   # trust on first use only for a file that parsed as weights and converted
+        manifest.record_sha1(directory, e.file, *pin)
     return f"{what}; converted to {pth}"
+
+
+def _equivalent_in(e, source_dir: Path):
+    from reproduce.weights import manifest
+
+    return next((q for q in manifest.equivalents(e) if (source_dir / q.file).is_file()), None)
+
+
+def import_equivalent(e, equivalent, src: Path, args: argparse.Namespace) -> str:
+    """pytorch-fcn's converted copy of ``e`` (``manifest.Equivalent``): its md5 checked against the
+    published ones, read with ``weights_only=True``, its layers checked against ``e``'s net as
+    Caffe's ``CopyTrainedLayersFrom`` would, and written as ``e``'s ``.pth``."""
+    from reproduce.weights.download import import_file
+    from reproduce.weights.pretrained import load_net
+
+    local = args.dir / equivalent.file
+    result = import_file(src, local, md5=equivalent.md5s, md5_origin=f"published by {equivalent.source}")
+    weights = _verified_weights(local, None)
+    try:
+        load_net(e.net, weights, split="deploy", num_classes=e.num_classes)   # every layer of the net, fitting
+    except ValueError as err:
+        raise UserError(f"{src}: not {e.name}'s weights: {' '.join(str(err).split())}") from None
+    pth = args.dir / e.pth
+    save_converted(weights, pth)
+    return (f"imported {result.size:,} bytes from {src} (pytorch-fcn's converted copy of {e.file}), md5 matches "
+            f"{equivalent.source}; checked against {e.net} and written to {pth}")
+
+
+def _verified_weights(dest: Path, pin, progress: bool = False):
+    """``dest`` read as weights; when its sha1 is not yet pinned a failure says so and how to recover."""
+    from reproduce.caffe.errors import CaffeFormatError
+    from reproduce.weights.convert import load_weights
+
+    try:
+        return load_weights(dest, progress=progress)
+    except CaffeFormatError as err:
+        if pin is None:
+            raise
+        raise CaffeFormatError(f"{err.message} — not a usable weights file, so its sha1 was not recorded; "
+                               f"delete it or pass --force to fetch it again", err.path, err.where) from None
+
+
+def save_converted(weights, pth: Path) -> Path:
+    from reproduce.commands.convert import refuse_empty_parameter_layers
+    from reproduce.weights.convert import save_weights
+
+    refuse_empty_parameter_layers(weights, getattr(weights, "source", pth))
+    return save_weights(pth, weights)
 
 
 def convert_file(src: Path, dst: Path, progress: bool = False) -> Path:

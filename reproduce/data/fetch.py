@@ -82,6 +82,8 @@ class Archive:
     place: str | None = None
     roots: tuple[str, ...] = ("",)
     expect: tuple[str, ...] = ()
+    md5: str | None = None         # a checksum others publish (torchvision's catalogue), held as a pin
+    md5_source: str = ""           # who publishes it, for messages and the README
 
     @property
     def destinations(self) -> tuple[str, ...]:
@@ -181,7 +183,7 @@ def fetch_dataset(release: DatasetRelease, data_dir: str | os.PathLike, source: 
             what = f"placed at {data_dir / archive.place}"
         else:
             what = "extracted " + ", ".join(_extract(archive, path, data_dir, progress))
-        if archive.sha1 is None and origin == "none":
+        if archive.sha1 is None and archive.md5 is None and origin == "none":
             _lockfile().record_sha1(data_dir / LOCK_FILE, archive.file, sha1, path.stat().st_size, how)
             origin = f"recorded in {data_dir / LOCK_FILE}"
         yield f"{archive.file}: {what} (sha1 {sha1} {origin})"
@@ -228,40 +230,47 @@ def expected_sha1(archive: Archive, data_dir: Path) -> tuple[str | None, str]:
 def _obtain(archive: Archive, data_dir: Path, source: str | None, progress: bool, timeout: float,
             retries: int) -> tuple[Path, str, str, str]:
     """``archives/<file>`` present and checked: (path, sha1, where the expected sha1 came from, url)."""
-    from reproduce.weights.download import ChecksumError, DownloadError, download_from, import_file, sha1_of
+    from reproduce.weights.download import (ChecksumError, DownloadError, check_md5, download_from, import_file,
+                                            sha1_of)
 
     dest = data_dir / ARCHIVES / archive.file
     expected, origin = expected_sha1(archive, data_dir)
+    md5 = {"md5": archive.md5, "md5_origin": f"from {archive.md5_source}"} if archive.md5 else {}
+    if archive.md5 and not expected:
+        origin = f"md5 matches {archive.md5_source}'s"
     if dest.is_file():
         digest = sha1_of(dest)
         if expected and digest != expected:
             raise DataFetchError(f"{dest}: sha1 {digest} differs from the expected {expected} "
                                  f"({origin.replace('matches ', 'from ')}); delete it to fetch it again")
+        given = Path(source) / archive.file if source and not _is_url(source) else None
+        if given is not None and given.is_file() and sha1_of(given) != digest:
+            try:
+                result = import_file(given, dest, sha1=expected, **md5)   # the folder the user named wins
+            except ChecksumError as err:
+                raise ChecksumError(f"{err}; {dest} (sha1 {digest}) is kept — to start over from {given}, "
+                                    f"run data fetch with --refetch") from None
+            return dest, result.sha1, origin, (f"note: {dest} (sha1 {digest}) replaced by {given} "
+                                               f"(sha1 {result.sha1}), as --from asks")
+        try:
+            check_md5(dest, archive.md5, str(dest), f"from {archive.md5_source}")
+        except ChecksumError as err:
+            raise DataFetchError(f"{err}; delete it to fetch it again") from None
         if not source:
             return dest, digest, origin, dest.resolve().as_uri()
-        given = Path(source) / archive.file if not _is_url(source) else None
         if given is None:
             return dest, digest, origin, (f"note: {dest} already there: used, not fetched from {source} "
                                           f"(--refetch fetches anew)")
         if not given.is_file():
             return dest, digest, origin, f"note: {dest} used ({given} is not there)"
-        theirs = sha1_of(given)
-        if theirs == digest:
-            return dest, digest, origin, f"note: {dest} used: the same file as {given} (sha1 {digest})"
-        try:
-            result = import_file(given, dest, sha1=expected)   # the folder the user named wins
-        except ChecksumError as err:
-            raise ChecksumError(f"{err}; {dest} (sha1 {digest}) is kept — to start over from {given}, "
-                                f"run data fetch with --refetch") from None
-        return dest, result.sha1, origin, (f"note: {dest} (sha1 {digest}) replaced by {given} "
-                                           f"(sha1 {result.sha1}), as --from asks")
+        return dest, digest, origin, f"note: {dest} used: the same file as {given} (sha1 {digest})"
     try:
         if source and not _is_url(source):
-            result = import_file(Path(source) / archive.file, dest, sha1=expected)
+            result = import_file(Path(source) / archive.file, dest, sha1=expected, **md5)
         else:
             urls = (source.rstrip("/") + "/" + archive.file,) if source else archive.urls
             result = download_from(urls, dest, sha1=expected, timeout=timeout, retries=retries,
-                                   progress=progress)
+                                   progress=progress, **md5)
     except ChecksumError as err:
         if origin.startswith("matches " + str(data_dir)):
             raise ChecksumError(f"{err}; the expected sha1 was recorded in {data_dir / LOCK_FILE} at an "
@@ -372,26 +381,43 @@ def _bar(progress: bool, total: int, label: str):
                 file=sys.stderr, dynamic_ncols=True, leave=False)
 
 
+def _decompressor(raw):
+    """``raw`` (an open archive) through its compression, told by its first bytes, or None
+    for an uncompressed tar. gzip, bzip2 and xz streams carry a checksum of their content
+    (gzip: CRC-32 and length) that these readers check only when read to the very end."""
+    import bz2
+
+    head = raw.read(6)
+    raw.seek(0)
+    if head.startswith(b"\x1f\x8b"):
+        return gzip.GzipFile(fileobj=raw, mode="rb")
+    if head.startswith(b"BZh"):
+        return bz2.BZ2File(raw, mode="rb")
+    if head.startswith(b"\xfd7zXZ\x00"):
+        return lzma.LZMAFile(raw, mode="rb")
+    return None
+
+
+def _read_to_end(stream) -> None:
+    """Read what tarfile left after the end-of-archive marker, so the compressed stream's
+    checksum and length (and any damage after the last member) are checked."""
+    while stream.read(1 << 20):
+        pass
+
+
 def _extract_tar(archive: Archive, path: Path, tmp: Path, progress: bool) -> tuple[int, set[str]]:
+    """Extract into ``tmp``; the whole compressed stream is read and its checksum verified before
+    this returns (a wrong CRC raises), so nothing unverified is ever moved into place."""
     count, tops = 0, set()
     bar = _bar(progress, path.stat().st_size, Path(archive.file).name)
     try:
-        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r:*") as tar:
-            done = 0
-            for member in tar:
-                name = _member_name(member.name, path)
-                tops.add(name.split("/", 1)[0])
-                if member.issym() or member.islnk():
-                    target = _member_name(member.linkname, path) if member.islnk() else member.linkname
-                    if member.issym() and (target.startswith("/") or ".." in PurePosixPath(target).parts):
-                        raise DataFetchError(f"{path}: member {member.name!r} links outside the archive "
-                                             f"({member.linkname!r}); not extracted")
-                if _wanted(archive, name):
-                    tar.extract(member, tmp, filter="data")
-                    count += 1
-                if bar is not None:
-                    bar.update(raw.tell() - done)
-                    done = raw.tell()
+        with open(path, "rb") as raw:
+            stream = _decompressor(raw)
+            with tarfile.open(fileobj=stream or raw, mode="r:") as tar:
+                count, tops = _extract_members(archive, path, tar, raw, tmp, bar)
+            if stream is not None:
+                _read_to_end(stream)
+                stream.close()
     except tarfile.FilterError as err:
         raise DataFetchError(f"{path}: unsafe member ({_why(err)}); not extracted") from None
     finally:
@@ -400,10 +426,50 @@ def _extract_tar(archive: Archive, path: Path, tmp: Path, progress: bool) -> tup
     return count, tops
 
 
+SPACE_MARGIN = 64 << 20
+
+
+def _check_space(path: Path, tmp: Path, size: int, what: str) -> None:
+    """Refuse to extract ``size`` bytes (a member's declared size, or a zip's total) that the
+    disk cannot hold: an archive expanding past the free space (a decompression bomb, or just
+    a full disk) stops before writing, in one line, with nothing moved into place."""
+    free = shutil.disk_usage(tmp).free
+    if size + SPACE_MARGIN > free:
+        raise DataFetchError(f"{path}: extracting {what} needs {size / 2**20:,.0f} MiB, only "
+                             f"{free / 2**20:,.0f} MiB are free in {tmp.parent}; free space and run again")
+
+
+def _extract_members(archive: Archive, path: Path, tar, raw, tmp: Path, bar) -> tuple[int, set[str]]:
+    count, tops = 0, set()
+    done = 0
+    for member in tar:
+        name = _member_name(member.name, path)
+        tops.add(name.split("/", 1)[0])
+        if member.issym() or member.islnk():
+            target = _member_name(member.linkname, path) if member.islnk() else member.linkname
+            if member.issym() and (target.startswith("/") or ".." in PurePosixPath(target).parts):
+                raise DataFetchError(f"{path}: member {member.name!r} links outside the archive "
+                                     f"({member.linkname!r}); not extracted")
+        if _wanted(archive, name):
+            _check_space(path, tmp, member.size, name)
+            tar.extract(member, tmp, filter="data")
+            count += 1
+        if bar is not None:
+            bar.update(raw.tell() - done)
+            done = raw.tell()
+    return count, tops
+
+
 def _extract_zip(archive: Archive, path: Path, tmp: Path, progress: bool) -> tuple[int, set[str]]:
     count, tops = 0, set()
     with zipfile.ZipFile(path) as zf:
+        bad = zf.testzip()   # every member's CRC-32, the ones not extracted too
+        if bad is not None:
+            raise DataFetchError(f"{path}: corrupt archive (member {bad!r} fails its CRC-32 check); delete it "
+                                 f"and fetch it again")
         infos = zf.infolist()
+        _check_space(path, tmp, sum(i.file_size for i in infos if _wanted(archive, _member_name(i.filename, path))),
+                     "its members")
         bar = _bar(progress, sum(i.compress_size for i in infos), Path(archive.file).name)
         try:
             for info in infos:

@@ -17,6 +17,7 @@ from .base import SplitDataset
 from .preprocess import check_same_size, load_caffe_image, read_mat_variable
 
 from .fetch import Archive, DatasetRelease, SplitCount
+from .voc import TORCHVISION_VOC, VOC_HF_MIRROR
 
 # The release's data facts (``python -m reproduce data fetch pascalcontext``): the images and
 # splits of PASCAL VOC 2010 (VOCtrainval_03-May-2010.tar: VOCdevkit/VOC2010 → voc_dir/VOC2010,
@@ -27,8 +28,10 @@ _CONTEXT_SAMPLE = ("pascal/VOC2010/JPEGImages/{id}.jpg", "pascal-context/trainva
 PASCALCONTEXT_RELEASE = DatasetRelease(
     "pascalcontext", "PASCAL-Context (Mottaghi et al.), the 59-class task over PASCAL VOC 2010",
     files=(Archive("VOCtrainval_03-May-2010.tar",
-                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",),
-                   members=(("VOCdevkit/VOC2010", "pascal/VOC2010"),)),
+                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2010/VOCtrainval_03-May-2010.tar",
+                    VOC_HF_MIRROR + "VOCtrainval_03-May-2010.tar"),
+                   members=(("VOCdevkit/VOC2010", "pascal/VOC2010"),),
+                   md5="da459979d0c395079b5c75ee67908abb", md5_source=TORCHVISION_VOC),
            Archive("trainval.tar.gz", ("https://cs.stanford.edu/~roozbeh/pascal-context/trainval.tar.gz",),
                    members=(("trainval", "pascal-context/trainval"), ("labels.txt", "pascal-context/labels.txt"))),
            Archive("59_labels.txt", ("https://cs.stanford.edu/~roozbeh/pascal-context/59_labels.txt",),

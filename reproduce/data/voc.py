@@ -24,18 +24,28 @@ from .fetch import Archive, DatasetRelease, SplitCount, release_file
 # reference's sbdd_dir; it trains on the 8,498 ids of train.txt (val.txt has 2,857). VOC2011's
 # tar holds TrainVal/VOCdevkit/VOC2011, the reference's voc_dir, which it scores on the 736 ids
 # of its own seg11valid.txt (data/pascal/ of the release), placed in ImageSets/Segmentation.
+# Published checksums (md5, as their publishers give them) and mirrors, each with its source.
+# The md5 pins the bytes, so a mirror cannot substitute others; the mirror is tried after the host.
+TORCHVISION_SBD = "torchvision's dataset catalogue (torchvision/datasets/sbd.py, SBDataset.md5)"
+TORCHVISION_VOC = "torchvision's dataset catalogue (torchvision/datasets/voc.py, DATASET_YEAR_DICT)"
+VOC_HF_MIRROR = "https://huggingface.co/datasets/JimmyUnleashed/Pascal_VOC/resolve/main/"  # R torchvision's
 SBD_RELEASE = DatasetRelease(
     "sbd", "SBD (Hariharan et al.), the training set of the VOC nets",
-    files=(Archive("benchmark.tgz", ("http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
-                                     "semantic_contours/benchmark.tgz",),
-                   members=(("benchmark_RELEASE/dataset", "sbdd/dataset"),)),),
+    files=(Archive("benchmark.tgz", ("https://www2.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                                     "semantic_contours/benchmark.tgz",
+                                     "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/"
+                                     "semantic_contours/benchmark.tgz"),
+                   members=(("benchmark_RELEASE/dataset", "sbdd/dataset"),),
+                   md5="82b4d87ceb2ed10f6038a1cba92111cb", md5_source=TORCHVISION_SBD),),
     splits=(SplitCount("sbdd/dataset/train.txt", 8498, ("sbdd/dataset/img/{id}.jpg", "sbdd/dataset/cls/{id}.mat")),
             SplitCount("sbdd/dataset/val.txt", 2857, ("sbdd/dataset/img/{id}.jpg", "sbdd/dataset/cls/{id}.mat"))))
 VOC2011_RELEASE = DatasetRelease(
     "voc2011", "PASCAL VOC 2011, validated on seg11valid",
     files=(Archive("VOCtrainval_25-May-2011.tar",
-                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2011/VOCtrainval_25-May-2011.tar",),
-                   members=(("TrainVal/VOCdevkit/VOC2011", "pascal/VOC2011"),)),
+                   ("http://host.robots.ox.ac.uk/pascal/VOC/voc2011/VOCtrainval_25-May-2011.tar",
+                    VOC_HF_MIRROR + "VOCtrainval_25-May-2011.tar"),
+                   members=(("TrainVal/VOCdevkit/VOC2011", "pascal/VOC2011"),),
+                   md5="6c3384ef61512963050cb5d687e5bf1e", md5_source=TORCHVISION_VOC),
            release_file("data/pascal/seg11valid.txt", "dc143d96cbef27941a92fe028359eb919ded5723",
                         "pascal/VOC2011/ImageSets/Segmentation/seg11valid.txt")),
     splits=(SplitCount("pascal/VOC2011/ImageSets/Segmentation/seg11valid.txt", 736,

@@ -39,14 +39,59 @@ class UnsupportedImageError(ValueError):
 _WIDE_MODES = ("I", "F", "I;16", "I;16L", "I;16B", "I;16N")
 
 
+# bytes per pixel an image holds while it is segmented: the decoded RGB (3), its float32 copy
+# and the transposed, contiguous preprocessed array (12 + 12), the label map (8, int64) and its
+# uint8 copy (1), the overlay (3 + 3 float blend as float64 → 24 + 3)
+IMAGE_BYTES_PER_PIXEL = 3 + 12 + 12 + 8 + 1 + 24 + 3
+
+
 def load_rgb(path: str | Path) -> Image.Image:
-    """The image as 8-bit RGB; 16-bit, 32-bit and float images are refused, not clipped."""
-    with Image.open(path) as image:
+    """The image as 8-bit RGB; 16-bit, 32-bit and float images are refused, not clipped.
+
+    PIL's decompression-bomb limit (about 89 megapixels, an error past twice that) is a guard,
+    not a law: an image over it is read here when its decoded size and the copies segmenting
+    it makes fit in the memory available (``IMAGE_BYTES_PER_PIXEL``), and refused in one line
+    with its size otherwise — before anything is decoded."""
+    with _opened_unbounded(path) as image:
         if image.mode in _WIDE_MODES:
             raise UnsupportedImageError(f"{path}: a {image.mode} image (more than 8 bits per "
                                         f"channel); the nets take 8-bit RGB, so convert it "
                                         f"first, choosing how its range maps to 0–255")
         return image.convert("RGB") if image.mode != "RGB" else image.copy()
+
+
+class _opened_unbounded:
+    """``Image.open(path)`` with PIL's pixel limit replaced by a check against memory."""
+
+    def __init__(self, path):
+        self.path = path
+
+    def __enter__(self):
+        import warnings
+
+        from reproduce.evaluation.memory import available_bytes, format_bytes
+
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                self.image = Image.open(self.path)
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
+        width, height = self.image.size
+        need = width * height * IMAGE_BYTES_PER_PIXEL
+        available = available_bytes(None)
+        if available is not None and need > available:
+            self.image.close()
+            raise UnsupportedImageError(
+                f"{self.path}: a {width}×{height} image ({width * height / 1e6:,.0f} megapixels) needs about "
+                f"{format_bytes(need)} to decode and preprocess, more than the {format_bytes(available)} "
+                f"available (--tile bounds the net's blobs, not the image); shrink or crop it first")
+        return self.image
+
+    def __exit__(self, *exc):
+        self.image.close()
 
 
 def preprocess(image: Image.Image, mean=INFER_MEAN_BGR) -> np.ndarray:
@@ -155,7 +200,7 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
     carries a legend of the classes present in those names and colours
     (``reproduce.evaluation.legend``) unless ``legend`` is False."""
     from reproduce.evaluation.memory import segment
-    from reproduce.evaluation.score import save_palette_png
+    from reproduce.evaluation.score import save_image_atomic, save_palette_png
 
     scorer = None
     if dense is not None and tile is not None:
@@ -188,7 +233,8 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
         except (OSError, ValueError) as err:
             raise ValueError(f"{path}: not a readable image ({err})") from None
         seg = segment(net, preprocess(image, mean), lambda n, a, b: predict(n, a, b, scorer),
-                      score_blob, tile=tile, what=str(path))
+                      score_blob, tile=tile, what=str(path),
+                      extra_bytes=image.width * image.height * IMAGE_BYTES_PER_PIXEL)
         label_png = out_dir / f"{path.stem}.png"
         save_palette_png(label_png, seg.astype(np.uint8), palette)
         overlay_path = None
@@ -200,7 +246,7 @@ def infer_images(net, images: Sequence[Path], out_dir: str | Path, *, overlay: b
                 from reproduce.evaluation.legend import add_legend
 
                 picture = add_legend(picture, np.unique(seg), class_names, colours)
-            Image.fromarray(picture).save(overlay_path)
+            save_image_atomic(Image.fromarray(picture), overlay_path)
         present = tuple(int(c) for c in np.unique(seg))
         names = tuple(class_names[c] if class_names is not None and c < len(class_names) else str(c)
                       for c in present)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Iterator, Mapping, Sequence
 
 __all__ = ["ALIGN", "DEFAULT_MARGIN", "MemoryEstimateError", "Tile", "available_bytes",
-           "forward_bytes", "format_bytes", "segment", "tiles"]
+           "forward_bytes", "format_bytes", "pass_bytes", "segment", "tiles"]
 
 ALIGN = 32
 DEFAULT_MARGIN = 256
@@ -136,8 +136,21 @@ class MemoryEstimateError(ValueError):
     """A forward that would need more memory than the device has."""
 
 
+# what a pass holds beyond its blobs' own bytes: convolution workspaces and the allocator's slack,
+# measured 0.88–1.64× on FCN-8s at 1000²–2000² (BENCHMARKS.md, "infer memory"); with the fixed
+# margin the estimate covered every measured pass
+ALLOCATOR_SLACK = 1.6
+FIXED_SLACK = 128 << 20
+
+
+def pass_bytes(blob_bytes: int, extra_bytes: int = 0) -> int:
+    """What a segmentation pass holds at its peak, as an upper bound: the blobs' peak with the
+    allocator's slack, plus ``extra_bytes`` (the image's own buffers), plus a fixed margin."""
+    return int(blob_bytes * ALLOCATOR_SLACK) + int(extra_bytes) + FIXED_SLACK
+
+
 def segment(net, array, predict, score_blob: str = "score", *, tile: int | None = None,
-            margin: int = DEFAULT_MARGIN, what: str = "image"):
+            margin: int = DEFAULT_MARGIN, what: str = "image", extra_bytes: int = 0):
     """``predict(net, array, score_blob)``'s label map of a C×H×W ``array``, refused in one
     line (``MemoryEstimateError``, with the estimate) when its forward would not fit, or
     assembled from aligned overlapping tiles when ``tile`` is given and the image is larger.
@@ -156,20 +169,20 @@ def segment(net, array, predict, score_blob: str = "score", *, tile: int | None 
         net.keep_blobs = False
     try:
         if tile is None or (height <= tile and width <= tile):
-            need = forward_bytes(net, shapes(height, width))
+            need = pass_bytes(forward_bytes(net, shapes(height, width)), extra_bytes)
             if available is not None and need > available:
                 raise MemoryEstimateError(
-                    f"{what}: a {width}×{height} forward needs about {format_bytes(need)} of "
-                    f"blobs, more than the {format_bytes(available)} available; segment it in "
+                    f"{what}: a {width}×{height} forward needs about {format_bytes(need)} (blobs, image "
+                    f"buffers and slack), more than the {format_bytes(available)} available; segment it in "
                     f"overlapping tiles with --tile 512 (or smaller)")
             return predict(net, array, score_blob)
         window = (min(height, tile + 2 * margin), min(width, tile + 2 * margin))
-        need = forward_bytes(net, shapes(*window))
+        need = pass_bytes(forward_bytes(net, shapes(*window)), extra_bytes)
         if available is not None and need > available:
             raise MemoryEstimateError(
                 f"{what}: a {window[1]}×{window[0]} tile window ({tile} px and {margin} px of "
-                f"context each side) needs about {format_bytes(need)} of blobs, more than the "
-                f"{format_bytes(available)} available; pass a smaller --tile")
+                f"context each side) with the whole image's buffers needs about {format_bytes(need)}, "
+                f"more than the {format_bytes(available)} available; pass a smaller --tile")
         labels = np.empty((height, width), np.int64)
         for t in tiles(height, width, tile, margin):
             part = np.ascontiguousarray(array[:, t.window[0], t.window[1]])

@@ -227,7 +227,16 @@ def save_palette_png(path: str | Path, label_array: np.ndarray, palette: Sequenc
     height, width = label_array.shape
     image = Image.frombytes("P", (width, height), np.ascontiguousarray(label_array, np.uint8).tobytes())
     image.putpalette(list(palette) if palette is not None else voc_palette())
-    image.save(str(path))
+    save_image_atomic(image, path)
+
+
+def save_image_atomic(image, path: str | Path, format: str = "PNG") -> None:
+    """``image.save`` through a temporary file renamed into place: a reader never sees half a
+    PNG, and a symlink planted at ``path`` is replaced, never written through."""
+    from reproduce.caffe.files import atomic_output
+
+    with atomic_output(path) as tmp, open(tmp, "wb") as f:
+        image.save(f, format=format)
 
 
 def read_class_names(path: str | Path) -> list[str]:

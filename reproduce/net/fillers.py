@@ -24,6 +24,11 @@ import torch
 from reproduce.caffe.schema import Message
 
 
+MAX_BLOB_COUNT = 2**31 - 1
+# the numbers each filler draws with: a nan or inf among them would fill the blob with nan
+_NUMBERS = {"constant": ("value",), "uniform": ("min", "max"), "gaussian": ("mean", "std")}
+
+
 class FillerError(ValueError):
     """A filler specification Caffe would refuse (unknown type, bad shape, bad sparsity)."""
 
@@ -42,6 +47,13 @@ def fill(filler: Message, shape: Sequence[int], generator: torch.Generator | Non
                           f"(known: {', '.join(sorted(_FILLERS))})")
     if count == 0:  # Caffe: CHECK(blob->count())
         raise FillerError(f"layer {owner!r}: cannot fill an empty blob of shape {shape}")
+    if count > MAX_BLOB_COUNT:  # Caffe: Blob::Reshape CHECK_LE(count_, INT_MAX) "blob size exceeds INT_MAX"
+        raise FillerError(f"layer {owner!r}: a parameter blob of shape {'×'.join(map(str, shape))} holds "
+                          f"{count:,} values, more than Caffe's blob limit of 2^31 - 1 (blob size exceeds INT_MAX)")
+    for name in _NUMBERS.get(kind, ()):
+        value = float(getattr(filler, name))
+        if not math.isfinite(value):   # Caffe's random generators CHECK their arguments; nan gives nan weights
+            raise FillerError(f"layer {owner!r}: {kind} filler {name} is {value}, not a finite number")
     if kind != "gaussian" and filler.sparse != -1:
         raise FillerError(f"layer {owner!r}: sparsity not supported by the {kind!r} filler")
     return _FILLERS[kind](filler, shape, generator, owner)

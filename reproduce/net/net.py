@@ -41,6 +41,7 @@ the net's own state is therefore written with ``object.__setattr__``.
 from __future__ import annotations
 
 import contextlib
+import math
 import os
 from collections import OrderedDict
 from dataclasses import dataclass, field
@@ -59,6 +60,16 @@ from .plain import exporting, plain, plain_ops
 from .state_rules import filter_layers, net_state
 
 Shape = tuple[int, ...]
+
+
+def _check_blob_count(layer: str, top: str, shape) -> None:
+    """Caffe's ``Blob::Reshape`` check (count ≤ INT_MAX, "blob size exceeds INT_MAX"), before
+    anything of that size is planned or allocated (a ``pad: 2000000000`` makes such a top)."""
+    count = math.prod(int(d) for d in shape)
+    if count > 2**31 - 1:
+        raise NetError(f"layer {layer!r}: top blob {top!r} of shape {'×'.join(str(int(d)) for d in shape)} "
+                       f"would hold {count:,} values, more than Caffe's blob limit of 2^31 - 1 "
+                       f"(blob size exceeds INT_MAX)")
 
 
 class NetError(ValueError):
@@ -182,6 +193,7 @@ class Net(nn.Module):
                                    f"(again by layer {name!r})")
             available.difference_update(bottoms)
             for top, shape in zip(tops, top_shapes):
+                _check_blob_count(name, top, shape)
                 shapes[top] = tuple(shape)
                 if not top.startswith("("):
                     available.add(top)
@@ -320,12 +332,20 @@ class Net(nn.Module):
 
         ``name`` is what errors call the weights (default: the path, or ``<dict>``).
         """
-        source = name or "<dict>"
+        from reproduce.caffe.blobs import empty_layers, weights_source
+
         if isinstance(weights, (str, os.PathLike)):
             from reproduce.weights.convert import load_weights  # .caffemodel, .caffemodel.h5 or .pth
 
             source = name or os.fspath(weights)
             weights = load_weights(weights)
+        else:
+            source = name or weights_source(weights)
+        for layer_name in empty_layers(weights):   # stored without blobs: Caffe's CHECK_EQ fails
+            held = self._layers[layer_name].blobs() if layer_name in self._layers else []
+            if held:
+                raise NetError(f"{source}: Incompatible number of blobs for layer {layer_name!r}: "
+                               f"the file stores it with none, the net holds {len(held)}")
         for layer_name, arrays in weights.items():
             if layer_name not in self._layers:
                 continue  # Caffe: "Ignoring source layer"

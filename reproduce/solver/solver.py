@@ -49,6 +49,7 @@ import torch
 
 from reproduce.caffe.schema import Message
 
+from . import integrity
 from .data_layers import data_layer_states, load_data_layer_states
 from .errors import NonFiniteLossError, SolverConfigError
 from .inputs import Feed, InputFeeder
@@ -404,7 +405,8 @@ class SGDSolver:
                                                    diffs=diffs)
         state_path = snapshot_filename(self.snapshot_prefix, self.iter, STATE_SUFFIX)
         log.info("Snapshotting solver state to %s", state_path)
-        write_solverstate(state_path, self.state_dict(learned_net=weights_path))
+        write_solverstate(state_path, {**self.state_dict(learned_net=weights_path),
+                                       "learned_net_record": integrity.record(weights_path)})
         self.last_snapshot = state_path
         self._emit({"event": "snapshot", "iter": self.iter, "weights": str(weights_path),
                     "state": str(state_path)})
@@ -434,9 +436,15 @@ class SGDSolver:
                             "test": [data_layer_states(net) for net in (self._test_nets or [])]},
         }
 
-    def restore(self, path: str | os.PathLike) -> None:
+    def restore(self, path: str | os.PathLike, *, continue_loss_window: bool = True) -> None:
         """Continue from a snapshot: a ``.solverstate.pt`` (exact resume) or Caffe's
-        ``.solverstate`` / ``.solverstate.h5`` (iteration, step, history and weights only)."""
+        ``.solverstate`` / ``.solverstate.h5`` (iteration, step, history and weights only).
+
+        ``continue_loss_window``: the next ``step`` goes on with the saved smoothing window
+        (the snapshot was taken inside one long ``step``, as ``solve`` takes them); False when
+        the snapshot was taken between ``step`` calls, where the uninterrupted run's next
+        ``step`` starts a fresh window (Caffe's ``Step`` clears ``losses_``) — the staged
+        pipeline's case."""
         path = Path(path)
         if path.name.endswith((".solverstate", ".solverstate.h5")):
             self._restore_caffe_state(path)
@@ -446,7 +454,12 @@ class SGDSolver:
                                    ".solverstate.h5) file")
         state = read_solverstate(path)
         log.info("Restoring previous solver status from %s", path)
-        self.net.copy_from(_read_weights(learned_net_path(path, state)))
+        weights_path = learned_net_path(path, state)
+        try:   # the weights as the snapshot wrote them, not a cut or damaged file
+            integrity.verify(weights_path, state.get("learned_net_record"))
+        except integrity.SnapshotDamaged as err:
+            raise SolverStateError(f"{err}; cannot resume from {path}") from None
+        self.net.copy_from(_read_weights(weights_path))
         self.rule.load_state_dict(state)
         self.iter = int(state["iter"])
         self.current_step = int(state["current_step"])
@@ -454,7 +467,7 @@ class SGDSolver:
         self._losses = [float(v) for v in window["losses"]]
         self._smoothed_loss = f32(window["smoothed"])
         self._window_start = int(window["start"])
-        self._keep_window = True
+        self._keep_window = bool(continue_loss_window)
         self.feeder.load_state_dict(state["data"]["train"])
         if state["data"]["test"]:
             self.test_nets  # noqa: B018 — build them so their samplers can be restored

@@ -166,8 +166,8 @@ class DistributedSGDSolver(SGDSolver):
             state["ranks"] = self._rank_states
         return state
 
-    def restore(self, path) -> None:
-        super().restore(path)
+    def restore(self, path, *, continue_loss_window: bool = True) -> None:
+        super().restore(path, continue_loss_window=continue_loss_window)
         state = read_solverstate(path)
         ranks = state.get("ranks")
         if not ranks or len(ranks) != self.world.size:

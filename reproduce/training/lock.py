@@ -1,4 +1,4 @@
-"""One process per run directory: an exclusive lock on ``<run_dir>/.lock``.
+"""One process per run directory: an exclusive lock on ``<run_dir>/.lock`` and on the directory.
 
 Two ``python -m reproduce stage …`` on the same ``runs/<stage>`` would both train, both
 snapshot and interleave their logs. ``hold_run_dir(run_dir, what=…)`` takes an exclusive,
@@ -13,7 +13,9 @@ however it dies (``kill -9``, OOM killer, power loss of a local disk), so a cras
 never leaves a stale lock behind and nothing has to guess whether a recorded pid is still
 alive. The file itself stays (it is never unlinked: unlinking while another process has it
 open lets two processes lock two different inodes of the same name); its text only describes
-the last holder and is rewritten by the next one. Caffe has no such guard — this is a
+the last holder and is rewritten by the next one. Because a user may still delete it by hand,
+the run directory itself is flocked too (an open directory descriptor), so a second run is
+refused even then. Caffe has no such guard — this is a
 property of this port's stage runner, not of the reference release.
 
 Limits, documented rather than papered over:
@@ -118,6 +120,7 @@ class RunDirLock:
     path: Path
     holder: dict
     _fd: int | None = None
+    _dir_fd: int | None = None
 
     @property
     def held(self) -> bool:
@@ -126,6 +129,7 @@ class RunDirLock:
     def release(self) -> None:
         """Unlock and close (idempotent). The file stays; its text is left as it was."""
         fd, self._fd = self._fd, None
+        dir_fd, self._dir_fd = self._dir_fd, None
         if fd is None:
             return
         import fcntl
@@ -134,6 +138,8 @@ class RunDirLock:
             fcntl.flock(fd, fcntl.LOCK_UN)
         finally:
             os.close(fd)
+            if dir_fd is not None:
+                os.close(dir_fd)   # closing drops its flock
             with _HELD_GUARD:
                 _HELD.discard(_key(self.run_dir))
 
@@ -165,8 +171,9 @@ def acquire(run_dir: str | Path, what: str = "") -> RunDirLock:
             raise RunDirBusy(run_dir, read_holder(run_dir), same_process=True)
         _HELD.add(key)   # reserved while we try; removed again on any failure below
     path = run_dir / LOCK_NAME
-    fd = None
+    fd = dir_fd = None
     try:
+        dir_fd = _lock_directory(run_dir, fcntl)
         fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -179,15 +186,37 @@ def acquire(run_dir: str | Path, what: str = "") -> RunDirLock:
         os.ftruncate(fd, 0)
         os.pwrite(fd, data, 0)
         os.fsync(fd)
-        lock = RunDirLock(run_dir, path, holder, fd)
-        fd = None
+        lock = RunDirLock(run_dir, path, holder, fd, dir_fd)
+        fd = dir_fd = None
         return lock
     except BaseException:
         if fd is not None:
             os.close(fd)
+        if dir_fd is not None:
+            os.close(dir_fd)
         with _HELD_GUARD:
             _HELD.discard(key)
         raise
+
+
+def _lock_directory(run_dir: Path, fcntl) -> int | None:
+    """An exclusive ``flock`` on the run directory itself, held with the lock file's: deleting
+    ``.lock`` by hand while a run holds it would let a second process create and lock a new
+    ``.lock`` inode — the directory's lock cannot be deleted away. None where the file system
+    cannot lock a directory (NFS's emulated locks need a file open for writing); the lock
+    file's flock then stands alone."""
+    try:
+        dir_fd = os.open(run_dir, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | os.O_CLOEXEC)
+    except OSError:
+        return None
+    try:
+        fcntl.flock(dir_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError as error:
+        os.close(dir_fd)
+        if error.errno in (errno.EWOULDBLOCK, errno.EAGAIN, errno.EACCES):
+            raise RunDirBusy(run_dir, _wait_for_details(run_dir)) from None
+        return None   # EBADF, ENOLCK, EINVAL: no directory locks here
+    return dir_fd
 
 
 def _wait_for_details(run_dir: Path, attempts: int = 20) -> dict:

@@ -41,7 +41,7 @@ from datetime import datetime
 from pathlib import Path
 
 from reproduce.caffe.files import atomic_output
-from reproduce.training import ablations
+from reproduce.training import ablations, snapshots
 from reproduce.training.lock import hold_run_dir
 from reproduce.training.stagelog import StageLog
 # the setup (options, checks, prototxts, init, config): importable from here as before
@@ -186,10 +186,11 @@ def _train_stage(opts: StageOptions, world, say, run_dir: Path, max_iter: int, f
     solver.param.snapshot = 0
     _configure_loss(solver, opts, world, say)
     log = StageLog(run_dir, enabled=world.is_root)
-    resume = _from_root(world, resume_point(run_dir / "snapshot" / "train", max_iter))
+    resume = _from_root(world, snapshots.resume_from(run_dir / "snapshot" / "train", max_iter, say, StageError))
     resumed_from = None
     if resume is not None:
-        solver.restore(resume)
+        # snapshots fall between step() calls here, so the next step starts a fresh loss window
+        solver.restore(resume, continue_loss_window=False)
         resumed_from = solver.iter
         log.truncate(solver.iter)
         say(f"stage {opts.model}: resuming from {resume} (iteration {solver.iter})")
@@ -360,7 +361,8 @@ class _Trainer:
         if self.world.distributed:
             self.solver.gather_rank_states()
         if self.world.is_root:
-            self.solver.snapshot()
+            need = 2 * sum(p.numel() * p.element_size() for p in self.solver.learnable_parameters) + (1 << 20)
+            snapshots.take_snapshot(self.solver.snapshot, self.opts.run_dir / "snapshot", need, StageError)
         _barrier(self.world)
 
     def seg_tests(self) -> dict:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections import OrderedDict
 from pathlib import Path
 from typing import TYPE_CHECKING, Mapping, Sequence
@@ -130,17 +129,13 @@ def save_weights(path: str | os.PathLike, weights: Mapping[str, Sequence[np.ndar
 
 
 def _atomic_torch_save(obj, path: Path) -> None:
+    """``torch.save`` through ``atomic_output``: the permissions of every other output (umask),
+    a planted symlink replaced rather than followed, and a killed writer's temporary removed
+    by the next write."""
     import torch
 
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
+    from reproduce.caffe.files import atomic_output
+
+    with atomic_output(path) as tmp:
+        with open(tmp, "wb") as f:
             torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise

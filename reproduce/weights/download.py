@@ -40,9 +40,15 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 __all__ = ["DownloadError", "ChecksumError", "AllURLsFailed", "DownloadResult", "download", "download_from",
-           "import_file", "sha1_of"]
+           "import_file", "sha1_of", "md5_of", "check_md5"]
 
 CHUNK = 1 << 20
+# A transfer that trickles never ends on its own (each byte resets the socket timeout): it is
+# stopped when slower than MIN_RATE bytes/s over any RATE_WINDOW seconds, or past DEADLINE
+# seconds in all; what arrived stays in the .part and the next run resumes it.
+MIN_RATE = 10 * 1024
+RATE_WINDOW = 60.0
+DEADLINE = 6 * 3600.0
 USER_AGENT = "reproduce-fcn/0.1 (+python urllib)"
 _CONTENT_RANGE = re.compile(r"bytes\s+(?:(\d+)-(\d+)|\*)/(\d+|\*)")
 _NETWORK_ERRORS = (urllib.error.URLError, http.client.HTTPException, ConnectionError, TimeoutError,
@@ -79,6 +85,27 @@ class DownloadResult:
     url: str = ""          # where the bytes came from (download_from, import_file)
 
 
+def md5_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
+    """The md5 of ``path`` — only to compare with checksums others publish as md5 (torchvision's
+    dataset catalogue, pytorch-fcn), never as this project's own pin (sha1, sha256)."""
+    digest = hashlib.md5(usedforsecurity=False)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(chunk), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_md5(path: Path, md5, label: str, origin: str) -> None:
+    """Raise ``ChecksumError`` unless ``path``'s md5 is ``md5`` (or one of several published)."""
+    if not md5:
+        return
+    allowed = (md5,) if isinstance(md5, str) else tuple(md5)
+    observed = md5_of(path)
+    if observed not in {m.lower() for m in allowed}:
+        raise ChecksumError(f"{label}: md5 {observed} does not match the published {' or '.join(allowed)}"
+                            f" ({origin})")
+
+
 def sha1_of(path: str | os.PathLike, chunk: int = CHUNK) -> str:
     digest = hashlib.sha1()
     with open(path, "rb") as f:
@@ -93,15 +120,21 @@ def part_path(dest: str | os.PathLike) -> Path:
 
 
 def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, timeout: float = 30.0,
-             retries: int = 3, progress: bool = True, backoff: float = 1.0) -> DownloadResult:
+             retries: int = 3, progress: bool = True, backoff: float = 1.0, md5=None,
+             md5_origin: str = "published", min_rate: float | None = None, rate_window: float | None = None,
+             deadline: float | None = None) -> DownloadResult:
     """Download ``url`` to ``dest`` (see the module docstring); returns what was written."""
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
+    if part.is_symlink():   # never resumed, hashed or renamed into place: it is not ours
+        raise DownloadError(f"{part}: is a symbolic link; not written through (remove it)")
     attempt = 0
+    pace = _Pace(MIN_RATE if min_rate is None else min_rate, RATE_WINDOW if rate_window is None else rate_window,
+                 DEADLINE if deadline is None else deadline, part, url, dest.name)
     while True:
         try:
-            resumed_from = _transfer(url, part, dest.name, timeout, progress)
+            resumed_from = _transfer(url, part, dest.name, timeout, progress, pace)
             break
         except _Retryable as err:
             if attempt >= retries:
@@ -116,10 +149,16 @@ def download(url: str, dest: str | os.PathLike, *, sha1: str | None = None, time
         raise ChecksumError(f"{dest.name}: sha1 {digest} of the downloaded {size:,} bytes does not match "
                             f"the expected {sha1} (from {url}); the download was deleted — run again "
                             f"to fetch it afresh")
+    try:
+        check_md5(part, md5, dest.name, md5_origin)
+    except ChecksumError as err:
+        part.unlink()
+        raise ChecksumError(f"{err}; the {size:,} bytes from {url} were deleted — run again to fetch "
+                            f"it afresh") from None
     with open(part, "rb") as f:
         os.fsync(f.fileno())
     os.replace(part, dest)
-    return DownloadResult(dest, digest, size, resumed_from, sha1 is not None)
+    return DownloadResult(dest, digest, size, resumed_from, sha1 is not None or bool(md5))
 
 
 def source_path(dest: str | os.PathLike) -> Path:
@@ -143,7 +182,7 @@ def download_from(urls, dest: str | os.PathLike, *, sha1: str | None = None, **k
     attempts: list[tuple[str, DownloadError]] = []
     for url in urls:
         recorded = source.read_text().strip() if source.is_file() else None
-        if part.exists() and recorded and recorded != url and sha1 is None:
+        if part.exists() and recorded and recorded != url and sha1 is None and not kwargs.get("md5"):
             part.unlink()  # bytes of another URL, and no sha1 to catch a mix: start over
         inherited = part.exists() and recorded is not None and recorded != url
         try:
@@ -184,7 +223,8 @@ def _without(message: str, label: str, url: str) -> str:
     return message.strip()
 
 
-def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | None = None) -> DownloadResult:
+def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | None = None, md5=None,
+                md5_origin: str = "published") -> DownloadResult:
     """Copy ``src`` (a file the user already has) to ``dest`` with the checks of a download.
 
     The bytes are hashed while copied into ``<dest>.import.part`` beside ``dest``; a sha1 other
@@ -211,15 +251,48 @@ def import_file(src: str | os.PathLike, dest: str | os.PathLike, *, sha1: str | 
         if sha1 is not None and observed != sha1.lower():
             raise ChecksumError(f"{src}: sha1 {observed} of its {size:,} bytes does not match the expected "
                                 f"{sha1} for {dest.name}; not imported")
+        try:
+            check_md5(tmp, md5, str(src), md5_origin)
+        except ChecksumError as err:
+            raise ChecksumError(f"{err}; not imported as {dest.name}") from None
         os.replace(tmp, dest)
     except OSError as err:
         raise DownloadError(f"{src}: cannot import it to {dest}: {err.strerror or err}") from None
     finally:
         tmp.unlink(missing_ok=True)
-    return DownloadResult(dest, observed, size, 0, sha1 is not None, src.resolve().as_uri())
+    return DownloadResult(dest, observed, size, 0, sha1 is not None or bool(md5), src.resolve().as_uri())
 
 
-def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) -> int:
+class _Pace:
+    """The minimum rate and the overall deadline of one file's download (all its attempts)."""
+
+    def __init__(self, min_rate: float, window: float, deadline: float, part: Path, url: str, label: str):
+        self.min_rate, self.window, self.deadline = float(min_rate), float(window), float(deadline)
+        self.part, self.url, self.label = part, url, label
+        self.started = time.monotonic()
+        self.window_start, self.window_bytes = self.started, 0
+
+    def restart_window(self) -> None:
+        self.window_start, self.window_bytes = time.monotonic(), 0
+
+    def check(self, received: int) -> None:
+        now = time.monotonic()
+        self.window_bytes += received
+        kept = self.part.stat().st_size if self.part.exists() else 0
+        if now - self.started > self.deadline:
+            raise DownloadError(f"{self.label}: the download from {self.url} passed its deadline of "
+                                f"{self.deadline:,.0f} s ({kept:,} bytes kept in {self.part}; run again to resume)")
+        if now - self.window_start >= self.window:
+            rate = self.window_bytes / (now - self.window_start)
+            if rate < self.min_rate:
+                raise DownloadError(f"{self.label}: the transfer from {self.url} is too slow "
+                                    f"({rate:,.0f} bytes/s over {now - self.window_start:,.0f} s, the minimum is "
+                                    f"{self.min_rate:,.0f}; {kept:,} bytes kept in {self.part}; run again to "
+                                    f"resume)")
+            self.restart_window()
+
+
+def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool, pace: "_Pace | None" = None) -> int:
     """Fetch the rest of ``url`` into ``part``; returns the offset it resumed from."""
     offset = part.stat().st_size if part.exists() else 0
     request = urllib.request.Request(url, headers={"User-Agent": USER_AGENT})
@@ -253,17 +326,22 @@ def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) 
         received = 0
         expected_bytes = None if total is None else total - offset
         bar = _progress_bar(progress, total, offset, label)
+        if pace is not None:
+            pace.restart_window()
+        read = getattr(response, "read1", None) or response.read   # what has arrived: a trickle still returns
         try:
-            with open(part, mode) as out:
+            with _open_part(part, mode) as out:
                 while True:
                     try:
-                        block = response.read(CHUNK)
+                        block = read(CHUNK)
                     except _NETWORK_ERRORS as err:
                         raise _Retryable(f"{label}: transfer from {url} broke off: {_reason(err)}") from None
                     if not block:
                         break
-                    out.write(block)
+                    _write(out, block, part, None if expected_bytes is None else expected_bytes - received)
                     received += len(block)
+                    if pace is not None:
+                        pace.check(len(block))
                     if bar is not None:
                         bar.update(len(block))
                 out.flush()
@@ -275,6 +353,39 @@ def _transfer(url: str, part: Path, label: str, timeout: float, progress: bool) 
             raise _Retryable(f"{label}: transfer from {url} broke off after {offset + received:,} of "
                              f"{total:,} bytes")
     return offset
+
+
+def _open_part(part: Path, mode: str):
+    """The ``.part`` opened for writing, never through a symlink planted at its name."""
+    flags = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | (os.O_APPEND if mode == "ab" else os.O_TRUNC)
+    try:
+        fd = os.open(part, flags, 0o666)
+    except OSError as err:
+        if part.is_symlink():
+            raise DownloadError(f"{part}: is a symbolic link; not written through (remove it)") from None
+        raise DownloadError(f"{part}: cannot write it: {err.strerror or err}") from None
+    return os.fdopen(fd, mode, buffering=0)   # unbuffered: a full disk shows at the write that met it
+
+
+def _write(out, block: bytes, part: Path, remaining: int | None) -> None:
+    """Append ``block``; a full disk becomes one line naming the file and the space still needed."""
+    import errno
+    import shutil
+
+    try:
+        view = memoryview(block)
+        while view:
+            view = view[out.write(view):]
+    except OSError as err:
+        if err.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise DownloadError(f"{part}: cannot write it: {err.strerror or err}") from None
+        try:
+            free = shutil.disk_usage(part.parent).free
+        except OSError:
+            free = 0
+        need = f"about {remaining:,} more bytes" if remaining is not None else "more space"
+        raise DownloadError(f"{part}: disk full ({err.strerror}); the download needs {need}, {free:,} bytes "
+                            f"are free in {part.parent} — free space and run again to resume") from None
 
 
 def _range_not_satisfiable(err, part: Path, offset: int, url: str, label: str) -> int:

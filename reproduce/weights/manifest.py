@@ -54,7 +54,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping
 
-__all__ = ["WeightsEntry", "PublishedScore", "MANIFEST", "UNKNOWN", "LOCK_FILE", "entry", "select",
+__all__ = ["WeightsEntry", "PublishedScore", "Equivalent", "EQUIVALENTS", "equivalents", "MANIFEST", "UNKNOWN", "LOCK_FILE", "entry", "select",
            "fcn_entries", "entry_for_net", "read_lock", "locked_sha1", "expected_sha1", "record_sha1",
            "CVPR2015", "PAMI2016"]
 
@@ -86,6 +86,53 @@ class PublishedScore:
     def to_dict(self) -> dict:
         return {"source": self.source, "row": self.row, "split": self.split, "metrics": dict(self.metrics),
                 "head": self.head, "training": self.training}
+
+
+PYTORCH_FCN = "wkentaro/pytorch-fcn"
+PYTORCH_FCN_HEAD = "4b988509bfd1a613d5e8482595a1c6654047d69b"    # torchfcn/models/*.py: md5s of the re-upload
+PYTORCH_FCN_BEFORE = "e86a0f08bbc6fa4033b1e9d15c8ddb70a9537bb5"  # before cc9c75c "Re-upload …": first uploads
+
+
+@dataclass(frozen=True)
+class Equivalent:
+    """A converted copy of a release caffemodel published elsewhere, accepted in its place.
+
+    pytorch-fcn's ``fcn*_from_caffe.pth`` are plain state_dicts of the release's weights
+    under the release's layer names (``conv1_1.weight``, ``upscore.weight`` …), the naming
+    ``reproduce.weights.convert`` uses: read with ``weights_only=True`` (a pickle, never run),
+    held to one of the md5s pytorch-fcn publishes in its source, then checked against the
+    net and converted like a caffemodel."""
+
+    file: str
+    urls: tuple[str, ...]
+    md5s: tuple[str, ...]
+    source: str
+
+
+def _pytorch_fcn(file: str, urls: tuple[str, ...], *md5s: str) -> Equivalent:
+    return Equivalent(file, urls, md5s, f"{PYTORCH_FCN} torchfcn/models at {PYTORCH_FCN_HEAD[:7]} (and "
+                                        f"{PYTORCH_FCN_BEFORE[:7]} for the first upload)")
+
+
+_DRIVE = "https://drive.google.com/uc?id="
+EQUIVALENTS = {
+    "fcn32s": (_pytorch_fcn("fcn32s_from_caffe.pth", (_DRIVE + "11k2Q0bvRQgQbT6-jYWeh6nmAsWlSCY3f",
+                                                      _DRIVE + "0B9P1L--7Wd2vM2oya3k0Zlgtekk"),
+                            "d3eb467a80e7da0468a20dfcbc13e6c8", "8acf386d722dc3484625964cbe2aba49"),),
+    "fcn16s": (_pytorch_fcn("fcn16s_from_caffe.pth", (_DRIVE + "1bctu58B6YH9bu6lBBSBB2rUeGlGhYLoP",
+                                                      _DRIVE + "0B9P1L--7Wd2vVGE3TkRMbWlNRms"),
+                            "a2d4035f669f09483b39c9a14a0d6670", "991ea45d30d632a01e5ec48002cac617"),),
+    "fcn8s": (_pytorch_fcn("fcn8s_from_caffe.pth", (_DRIVE + "1ieXWyoG68xqoHJPWdyrDyaIaaWlfmUxI",
+                                                    _DRIVE + "0B9P1L--7Wd2vT0FtdThWREhjNkU"),
+                           "de93e540ec79512f8770033849c8ae89", "dbd9bbb3829a3184913bccc74373afbb"),),
+    "fcn8s-atonce": (_pytorch_fcn("fcn8s-atonce_from_caffe.pth", (_DRIVE + "0B9P1L--7Wd2vblE1VUIxV1o2d2M",),
+                                  "bfed4437e941fef58932891217fe6464"),),
+}
+
+
+def equivalents(e: "WeightsEntry") -> tuple[Equivalent, ...]:
+    """The converted copies accepted in place of ``e``'s caffemodel (pytorch-fcn's), or ()."""
+    return EQUIVALENTS.get(e.name, ())
 
 
 @dataclass(frozen=True)
