@@ -30,8 +30,7 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
-    """An error the user can fix; printed as one line, exit status 2."""
+from reproduce.commands.common import UserError  # noqa: E402  (an error the user can fix: one line, exit 2)
 
 
 # Errors that mean "your input is wrong", printed as one line. Loaded only if their module is.

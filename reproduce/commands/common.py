@@ -14,6 +14,13 @@ import argparse
 import re
 from pathlib import Path
 
+
+
+class UserError(Exception):
+    """An error the user can fix; printed as one line, exit status 2 (``reproduce.cli`` re-exports
+    it, the name every command imports)."""
+
+
 DEVICE_HELP = "auto (CUDA when present; the default), cpu, cuda or cuda:N"
 
 
@@ -42,8 +49,6 @@ def add_run(parser) -> None:
 
 def apply_run(args: argparse.Namespace) -> None:
     """Fill ``--net``/``--weights``/``--widths``/``--num-classes`` from ``--run`` (explicit flags win)."""
-    from reproduce.cli import UserError
-
     if getattr(args, "run", None) is None:
         if getattr(args, "weights", None) is None and getattr(args, "weights_required", True):
             raise UserError("give --weights W (with --net or --prototxt), or --run runs/<stage>")
