@@ -242,3 +242,23 @@ def test_stage_refuses_nets_of_other_datasets_and_names_the_problem(tmp_path, vg
     assert main(["stage", "fcn32s", *common]) != 0
     err = capsys.readouterr().err
     assert "img002.png" in err and "data check --dataset" in err and len(err.strip().splitlines()) == 1
+
+
+def test_release_class_names_are_the_release_files(upstream):
+    """The other datasets' descriptions name their classes as the release's class files do."""
+    import re
+
+    from reproduce.data.description import (NYUD_CLASSES, PASCALCONTEXT_CLASSES, SIFTFLOW_CLASSES,
+                                            SIFTFLOW_GEOMETRIC_CLASSES)
+
+    data = upstream / "data"
+    nyud = [line.strip() for line in (data / "nyud" / "classes.txt").read_text().splitlines()
+            if line.strip() and not line.startswith("and 0 is void")]
+    assert list(NYUD_CLASSES) == nyud
+    numbered = [re.match(r"^(\d\d) (.+)$", line.strip()) for line in
+                (data / "sift-flow" / "classes.txt").read_text().splitlines()]
+    names = [m.group(2) for m in numbered if m]
+    assert list(SIFTFLOW_CLASSES) + list(SIFTFLOW_GEOMETRIC_CLASSES) == names
+    context = [line.split(":", 1)[1].strip() for line in
+               (data / "pascal-context" / "classes-59.txt").read_text().splitlines() if ":" in line]
+    assert list(PASCALCONTEXT_CLASSES) == context
