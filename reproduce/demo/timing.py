@@ -19,17 +19,14 @@ from pathlib import Path
 STEPS = ("prepare", "stage-32s", "stage-16s", "stage-8s", "verify", "report")
 TIMING_FILE = "timing.json"
 
-# `make demo` on the development machine (AMD EPYC with AVX-512, 2 cores, torch 2.13 CPU) on
-# 2026-12-07, while other work loaded it to a load average of 10-15 (README "The demo"):
-# calibrate() 0.81 s at the start; prepare 1,131 s measured (the classifier's 600 iterations
-# 1,117 s); each stage extrapolated from that run's first 20 iterations of stage-32s (4.3 s an
-# iteration, 600 iterations and three seg_tests); verify and report are allowances (that run was
-# stopped in stage-32s). Seconds per step.
+# `make demo DEMO_DIR=/tmp/demo-main` on the development machine (AMD EPYC with AVX-512, 2 cores,
+# torch 2.13 CPU) on 2026-12-07, load average about 1 (its timing.json): calibrate() 0.035 s at
+# the start; the phases as measured, in seconds, 137 s in all.
 REFERENCE = {
-    "machine": "AMD EPYC (AVX-512), 2 cores, load average 10-15",
-    "calibration_s": 0.81,
-    "steps": {"prepare": 1131.0, "stage-32s": 2600.0, "stage-16s": 2600.0, "stage-8s": 2600.0,
-              "verify": 90.0, "report": 60.0},
+    "machine": "AMD EPYC (AVX-512), 2 cores, load average about 1",
+    "calibration_s": 0.0354,
+    "steps": {"prepare": 29.6, "stage-32s": 36.7, "stage-16s": 31.6, "stage-8s": 33.1,
+              "verify": 3.4, "report": 2.9},
 }
 
 
