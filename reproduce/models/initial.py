@@ -29,7 +29,6 @@ import torch
 
 from reproduce.weights import surgery
 
-HEAD_PREFIXES = ("score", "upscore")  # the layers that depend on the class count
 
 
 def read_weights(weights: str | os.PathLike | Mapping[str, Sequence[Any]]) -> tuple[Mapping, str]:
@@ -60,7 +59,7 @@ def random_trunk(net, generator: torch.Generator | None = None) -> list[str]:
     filled = []
     for name, blobs in net.params.items():
         layer = net.layer(name)
-        if (name.startswith(HEAD_PREFIXES) or layer.layer_type != "Convolution"
+        if (name.startswith(surgery.CLASS_LAYERS) or layer.layer_type != "Convolution"
                 or bool(blobs[0].detach().ne(0).any())):  # a filler of its own (GoogLeNet's xavier)
             continue
         with torch.no_grad():
@@ -77,16 +76,7 @@ def transplant_backbone(net, source: Mapping[str, Sequence[Any]], name: str = "<
     bilinear upsampling on every ``up`` layer. Returns the decisions, one line each."""
     target = net.weights_dict()
     lines: list[str] = []
-    kept = {}
-    for layer, blobs in source.items():
-        if layer.startswith(HEAD_PREFIXES) and layer in target and any(
-                np.shape(b) != t.shape for b, t in zip(blobs, target[layer])):
-            classes = int(np.shape(blobs[0])[0])
-            lines.append(f"re-making {layer} for {int(target[layer][0].shape[0])} classes "
-                         f"(the source's has {classes}): "
-                         + ("bilinear" if "up" in layer else "zero-initialised"))
-            continue
-        kept[layer] = blobs
+    kept = surgery.without_class_layers(target, source, log=lines.append)
     try:
         result = surgery.transplant(target, kept, log=lines.append)
     except surgery.SurgeryError as err:

@@ -13,7 +13,7 @@ What changes against the release's stage, and nothing else:
   4,000 of 100,000 iterations), unless ``--test-interval``/``--snapshot``;
 * ``--init`` may also be a trained FCN of the release (``fcn8s-heavy-pascal.caffemodel``) or of
   another run: its trunk is copied layer by layer and its score layers re-made for K classes
-  (``fcn_init``), each decision logged.
+  (``reproduce.weights.surgery.without_class_layers``), each decision logged.
 
 The ImageNet BGR mean of the release stays (it is what the ILSVRC weights were trained with),
 as do the learning rates and the unnormalised loss: the loss sums over pixels, so the
@@ -24,8 +24,6 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Callable
-
-import numpy as np
 
 from reproduce.caffe.schema import Message
 
@@ -125,36 +123,3 @@ def check(opts) -> None:
 def is_fcn(weights) -> bool:
     """Whether init weights are a trained FCN (they have class scores) rather than a classifier."""
     return any(name == "score_fr" or name.startswith("score_fr") for name in weights)
-
-
-def fcn_init(target, source, log: Callable[[str], None]) -> dict:
-    """``target`` with a trained FCN's trunk copied in and its score layers re-made for the
-    target's classes: a layer of both with the same shapes is copied; a score or upsampling
-    layer (``score*``, ``upscore*``) whose class count differs keeps the target's (zero scores,
-    bilinear upsampling after ``interp``); any other shape difference is an error; layers of the
-    source the net lacks are ignored, as Caffe's ``CopyTrainedLayersFrom`` does."""
-    from reproduce.weights.surgery import SurgeryError
-
-    result = {name: [np.array(b, dtype=np.float32, copy=True) for b in blobs] for name, blobs in target.items()}
-    for name, blobs in source.items():
-        if name not in result:
-            log(f"ignoring source layer {name}")
-            continue
-        blobs = [np.asarray(b) for b in blobs]
-        shapes = [tuple(b.shape) for b in blobs]
-        wanted = [tuple(b.shape) for b in result[name]]
-        if shapes == wanted:
-            result[name] = [np.array(b, dtype=np.float32, copy=True) for b in blobs]
-            log(f"copying {name} {' '.join('x'.join(map(str, s)) for s in shapes)}")
-        elif name.startswith(("score", "upscore")):
-            classes = wanted[0][0] if name.startswith("score") else wanted[0][1]
-            was = shapes[0][0] if name.startswith("score") else shapes[0][1]
-            log(f"re-making {name} for {classes} classes (the init has {was}): "
-                + ("zero scores" if name.startswith("score") else "bilinear upsampling"))
-        else:
-            raise SurgeryError(f"layer {name}: the init has shapes {shapes}, the net {wanted} "
-                               f"(another net, or other --widths?)")
-    for name in target:
-        if name not in source:
-            log(f"keeping filler values of {name} (not in the init weights)")
-    return result

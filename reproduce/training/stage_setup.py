@@ -369,9 +369,9 @@ def initialize(solver, opts: StageOptions, log: Callable[[str], None]) -> list[s
     try:
         fcn_source = _fcn_init_source(opts)
         if fcn_source is not None:   # --dataset from a trained FCN: trunk copied, scores re-made
-            from reproduce.training.own_data import fcn_init
-
-            solver.net.copy_from(fcn_init(current, fcn_source, lines.append))
+            source = surgery.without_class_layers(current, fcn_source, log=lines.append)
+            lines.extend(copy_decisions(current, source))
+            solver.net.copy_from(source)
         elif m.init == "copy_from":
             source = load_weights(opts.init)
             lines.extend(copy_decisions(current, source))

@@ -55,6 +55,26 @@ def transplant(target: Mapping[str, Sequence[np.ndarray]], source: Mapping[str, 
     return result
 
 
+CLASS_LAYERS = ("score", "upscore")   # an FCN's layers whose shapes follow its class count
+
+
+def without_class_layers(target: Mapping[str, Sequence[np.ndarray]], source: Mapping[str, Sequence[np.ndarray]],
+                         log: Callable[[str], None] = print) -> dict:
+    """``source`` less the class-dependent layers (``score*``, ``upscore*``) whose shapes differ
+    from ``target``'s: a trained FCN going into a net of another class count keeps its trunk, and
+    those layers keep the target's own values — zero scores, and the bilinear kernels ``interp``
+    gives every ``up`` layer afterwards. Each such layer is logged as re-made."""
+    kept = {}
+    for name, blobs in source.items():
+        if name.startswith(CLASS_LAYERS) and name in target and any(
+                np.shape(b) != np.shape(t) for b, t in zip(blobs, target[name])):
+            log(f"re-making {name} for {np.shape(target[name][0])[0]} classes (the init has "
+                f"{np.shape(blobs[0])[0]}): " + ("bilinear upsampling" if name.startswith("up") else "zero scores"))
+            continue
+        kept[name] = blobs
+    return kept
+
+
 def _shape(a: np.ndarray) -> str:
     return str(tuple(int(d) for d in a.shape))
 
