@@ -13,21 +13,23 @@ scale; HDF5Data over two files; ImageData with a resize, a mean value and two pa
 list (``image_data``), with centred 11×11 crops of five images of varied sizes under a
 ``root_folder`` (``image_data_crop``), and grey reads resized to 12×10, cropped to 9×9 and
 mirrored (``image_data_grey``, behind a 1×1 convolution and a global average, which no flip
-changes); WindowData with one foreground and one background window (so that Caffe's draws cannot
-change the batch), windows between the thresholds dropped, ``context_pad`` reaching past the image
-borders and a mean file (``window_data``), and with several windows of each kind, mirror, square
-crops and cached images (``window_data_mirror``: its tops only) — and CaffeNet's train_val at
-1/8 width (``benchmarks/caffenet_lmdb.py``) without crop, mirror or dropout, 20 iterations.
-Caffe's random choices come from its Boost generator, which is not emulated: crops are centred
-(``state { phase: TEST }`` in the ImageData nets), and the test compares mirrored items and
-drawn windows up to those choices (its docstring says how). CaffeNet learns at 0.001 from
-weights of deviation 0.01 (its fillers'), the small nets at 0.01 from He-scaled ones. Initial
-weights are random, written once as a caffemodel that both sides load. Per net the npz holds
-``step<k>/loss`` and ``step<k>/param/<layer>/<i>`` (CaffeNet: every loss and the final
-parameters; of a blob above 20,000 values, ``step<k>/sample/<layer>/<i>``, every 61st), for
-the ImageData and WindowData nets ``step<k>/top/data`` and ``step<k>/top/label``, and for a net
-that reads a JPEG ``input/<path>``, the SHA-256 of that file (the pictures are made in numpy;
-the JPEG's bytes are OpenCV's encoder's, which the test checks are still those Caffe decoded).
+changes), and shuffled, a batch being the whole list, so that whatever
+Caffe's order the batch holds the same items (``image_data_shuffle``); WindowData with one
+foreground and one background window (so that Caffe's draws cannot change the batch), windows
+between the thresholds dropped, ``context_pad`` reaching past the image borders and a mean file
+(``window_data``), and with several windows of each kind, mirror, square crops and cached images
+(``window_data_mirror``: its tops only) — and CaffeNet's train_val at 1/8 width
+(``benchmarks/caffenet_lmdb.py``) without crop, mirror or dropout, 20 iterations. Caffe's random
+choices come from its Boost generator, which is not emulated: crops are centred (``state {
+phase: TEST }`` in the ImageData nets), and the test compares mirrored items and shuffled
+batches and drawn windows up to those choices (its docstring says how). CaffeNet learns at 0.001
+from weights of deviation 0.01 (its fillers'), the small nets at 0.01 from He-scaled ones.
+Initial weights are random, written once as a caffemodel that both sides load. Per net the npz
+holds ``step<k>/loss`` and ``step<k>/param/<layer>/<i>`` (CaffeNet: every loss and the final
+parameters; of a blob above 20,000 values, ``step<k>/sample/<layer>/<i>``, every 61st), for the
+ImageData and WindowData nets ``step<k>/top/data`` and ``step<k>/top/label``, and for a net that
+reads a JPEG ``input/<path>``, the SHA-256 of that file (the pictures are made in numpy; the
+JPEG's bytes are OpenCV's encoder's, which the test checks are still those Caffe decoded).
 
 The real Caffe's Python may lack what writes the inputs (lmdb, OpenCV, h5py): write them with
 this project's environment first, into ``--work``, whose initial weights the Caffe run then reads::
@@ -199,6 +201,11 @@ def make_image_window_inputs(work: Path) -> dict[str, str]:
             'window_data_param { source: "windows_many.txt" root_folder: "img2/" batch_size: 6 '
             'fg_threshold: 0.5 bg_threshold: 0.3 fg_fraction: 0.5 context_pad: 1 '
             'crop_mode: "square" scale: 0.01 cache_images: true } }\n', HEAD),
+        "image_data_shuffle": (test +
+            'layer { name: "d" type: "ImageData" top: "data" top: "label" transform_param { '
+            'crop_size: 11 mean_value: 100 mean_value: 110 mean_value: 120 scale: 0.02 } '
+            'image_data_param { source: "crop.txt" root_folder: "img2/" batch_size: 5 '
+            'shuffle: true } }\n', HEAD),
     }
     solvers = {}
     for name, (data, head) in nets.items():
@@ -223,11 +230,12 @@ def initial_weights(caffe, solver_path: str, out: Path, seed: int, std: float | 
 
 # Nets whose data tops go into the fixture too; of the last, only they (its windows are Caffe's
 # random draws, so its losses and parameters are not comparable)
-WITH_TOPS = ("image_data", "image_data_crop", "image_data_grey", "window_data", "window_data_mirror")
+WITH_TOPS = ("image_data", "image_data_crop", "image_data_grey", "image_data_shuffle", "window_data",
+             "window_data_mirror")
 TOPS_ONLY = ("window_data_mirror",)
 # JPEG files a net reads, whose bytes (an encoder's choice) go into the fixture as SHA-256, so that
 # an OpenCV whose encoder writes other bytes than the one Caffe read is named as the cause
-JPEGS = {"image_data_crop": ("img2/a1.jpg",), "image_data_grey": ("img2/a1.jpg",)}
+JPEGS = {name: ("img2/a1.jpg",) for name in ("image_data_crop", "image_data_grey", "image_data_shuffle")}
 
 
 def run(caffe, solver_path: str, weights: Path, steps: int, every_param: bool, tops: bool = False,

@@ -1,10 +1,10 @@
 """Caffe's data layers against the real Caffe: three SGD steps behind Data (LMDB, mean file,
 scale), ImageData (resize, mean values, two passes; centred crops of images of varied sizes, one
-a JPEG, under a root folder; grey reads, resized, cropped and mirrored), WindowData (context
-padding at the image borders, a mean file, the thresholds that drop windows) and HDF5Data (two
-files), and 20 iterations of CaffeNet's train_val (1/8 width, no random transformation) on an
-LMDB — the data layers' tops, the losses and the parameters at the solver tolerance (1e-5
-relative).
+a JPEG, under a root folder; grey reads, resized, cropped and mirrored; shuffled), WindowData
+(context padding at the image borders, a mean file, the thresholds that drop windows) and
+HDF5Data (two files), and 20 iterations of CaffeNet's train_val (1/8 width, no random
+transformation) on an LMDB — the data layers' tops, the losses and the parameters at the solver
+tolerance (1e-5 relative).
 
 The fixtures (``tests/golden_data/*.npz``) come from ``benchmarks/golden_data_layers.py
 --backend caffe`` on builds of BVLC Caffe 9b89154 (ImageData and WindowData from one with
@@ -20,7 +20,9 @@ emulated, so the fixtures avoid them or make them harmless:
   every draw gives the same batch (``mirror`` off); ``window_data_mirror`` draws from several
   windows with mirror, square crops and cached images, and each of Caffe's items must be one of
   our windows (of the right kind and label, bg items first), warped in one of its mirror states;
-* ``shuffle`` and ``rand_skip`` (Boost's order) are not compared here (``test_data_layers``).
+* ImageData's ``shuffle``: a batch is one whole pass over the list, so Caffe's batch must hold
+  our batch's items (with their labels) in some order, and the losses and parameters, sums over
+  the batch, are compared; ``rand_skip`` (a draw of Caffe's) is not compared here.
 """
 from __future__ import annotations
 
@@ -34,8 +36,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 GOLDEN = ROOT / "tests" / "golden_data"
 NETS = ("data", "image_data", "hdf5_data", "caffenet", "image_data_crop", "image_data_grey",
-        "window_data")
+        "image_data_shuffle", "window_data")
 MIRRORED = ("image_data_grey",)        # Caffe mirrored items at random: ours or its mirror image
+PERMUTED = ("image_data_shuffle",)     # Caffe shuffled each pass (a batch): ours, reordered
 RANDOM_WINDOWS = "window_data_mirror"  # Caffe drew the windows: only the tops' structure
 
 pytest.importorskip("lmdb", reason="the data extra (pip install 'reproduce[data]') reads LMDB")
@@ -69,6 +72,11 @@ def test_solver_steps_match_caffe(ours, net):
                 "for the fixture; its pixels differ, so the comparison below would not be fair")
             continue
         scale = max(float(np.abs(b).max()), 1e-6)
+        if net in PERMUTED and "/top/" in key:
+            if key.endswith("/top/data"):   # labels go with their items
+                labels = key.replace("/top/data", "/top/label")
+                _assert_permutation(a, got[labels], b, want[labels], scale, f"{net} {key}")
+            continue
         if net in MIRRORED and key.endswith("/top/data"):
             for i, (mine, caffes) in enumerate(zip(a, b)):
                 # the check can tell the two states apart, and Caffe's item is one of them
@@ -77,6 +85,25 @@ def test_solver_steps_match_caffe(ours, net):
                     f"{net} {key} item {i}: neither ours nor its mirror image"
             continue
         assert np.abs(a - b).max() <= 1e-5 * scale, f"{net} {key}"
+
+
+def _assert_permutation(mine, my_labels, caffes, caffe_labels, scale, where):
+    """Caffe's batch holds our batch's items (with their labels), each once, in its own order."""
+    unused = list(range(len(mine)))
+    for i, (item, label) in enumerate(zip(caffes, caffe_labels)):
+        j = next((j for j in unused if my_labels[j] == label and _close(mine[j], item, scale)), None)
+        assert j is not None, f"{where} item {i} (label {label}): not in our batch"
+        unused.remove(j)
+
+
+def test_shuffle_reorders_every_pass(ours):
+    """Caffe's passes over ``crop.txt`` (labels 1 3 0 4 2 in the file) come in other orders, each
+    pass its own (so the permutation check above is not a plain comparison), and so do ours."""
+    for npz in (GOLDEN / "image_data_shuffle.npz", ours[0] / "image_data_shuffle.npz"):
+        steps = np.load(npz)
+        orders = [tuple(steps[f"step{k}/top/label"].astype(int)) for k in (1, 2, 3)]
+        assert all(sorted(order) == [0, 1, 2, 3, 4] for order in orders), npz
+        assert (1, 3, 0, 4, 2) not in orders and len(set(orders)) == 3, (npz, orders)
 
 
 def test_window_data_random_windows_are_ours(ours, monkeypatch):
