@@ -143,60 +143,68 @@ class WindowData(PrefetchingDataLayer):
         return image
 
     def load_batch(self, state, rng):
-        import cv2
-
-        crop = self.crop
-        data = np.zeros((self.batch_size, self.channels, crop, crop), np.float32)
+        data = np.zeros((self.batch_size, self.channels, self.crop, self.crop), np.float32)
         labels = np.zeros(self.batch_size, np.float32)
         num_fg = int(F32(self.batch_size) * F32(self.fg_fraction))
         item = 0
         for windows, count in ((self.bg, self.batch_size - num_fg), (self.fg, num_fg)):
             for _ in range(count):
                 draw = int(torch.randint(2**32, (), generator=rng))
-                index, label, x1, y1, x2, y2 = windows[draw % len(windows)]
+                window = windows[draw % len(windows)]
                 flip = self.mirror and int(torch.randint(2**32, (), generator=rng)) % 2 == 1
-                image = self._image(index)
-                rows, cols = image.shape[:2]
-                size_w = size_h = crop
-                pad_w = pad_h = 0
-                if self.context_pad > 0 or self.square:
-                    context = F32(crop) / F32(crop - 2 * self.context_pad)
-                    half_h, half_w = F32(y2 - y1 + 1) / F32(2), F32(x2 - x1 + 1) / F32(2)
-                    cx, cy = F32(x1) + half_w, F32(y1) + half_h
-                    if self.square:
-                        half_h = half_w = max(half_h, half_w)
-                    x1, x2 = _round(cx - half_w * context), _round(cx + half_w * context)
-                    y1, y2 = _round(cy - half_h * context), _round(cy + half_h * context)
-                    full_h, full_w = y2 - y1 + 1, x2 - x1 + 1
-                    px1, py1 = max(0, -x1), max(0, -y1)
-                    px2, py2 = max(0, x2 - cols + 1), max(0, y2 - rows + 1)
-                    x1, x2, y1, y2 = x1 + px1, x2 - px2, y1 + py1, y2 - py2
-                    scale_x, scale_y = F32(crop) / F32(full_w), F32(crop) / F32(full_h)
-                    size_w = _round(F32(x2 - x1 + 1) * scale_x)
-                    size_h = _round(F32(y2 - y1 + 1) * scale_y)
-                    px1, px2 = _round(F32(px1) * scale_x), _round(F32(px2) * scale_x)
-                    pad_h = _round(F32(py1) * scale_y)
-                    pad_w = px2 if flip else px1
-                    size_h = min(size_h, crop - pad_h)
-                    size_w = min(size_w, crop - pad_w)
-                if not (0 <= x1 <= x2 < cols and 0 <= y1 <= y2 < rows):
-                    raise self.error(f"window ({x1}, {y1}, {x2}, {y2}) lies outside image "
-                                     f"{self.images[index]} ({cols}×{rows})")
-                warped = cv2.resize(image[y1:y2 + 1, x1:x2 + 1], (size_w, size_h),
-                                    interpolation=cv2.INTER_LINEAR)
-                if flip:
-                    warped = warped[:, ::-1]
-                pixels = hwc_to_chw(warped).astype(np.float32)
-                h, w = pixels.shape[1:]
-                if self.mean_file is not None:
-                    off = (self.mean_file.shape[2] - crop) // 2
-                    pixels = pixels - self.mean_file[:, off + pad_h:off + pad_h + h,
-                                                     off + pad_w:off + pad_w + w]
-                elif self.mean_values:
-                    mean = np.asarray(self.mean_values * (self.channels if len(self.mean_values) == 1
-                                                          else 1), np.float32)
-                    pixels = pixels - mean[:, None, None]
-                data[item, :, pad_h:pad_h + h, pad_w:pad_w + w] = pixels * self.scale
-                labels[item] = label
+                data[item], labels[item] = self.window_item(window, flip), window[1]
                 item += 1
         return data, labels
+
+    def window_item(self, window: tuple[int, int, int, int, int, int], flip: bool) -> np.ndarray:
+        """One window ``(image, label, x1, y1, x2, y2)`` as ``load_batch`` writes it into the
+        batch — widened, clipped, warped, mirrored when ``flip``, padded, minus the mean, scaled
+        (``C×crop×crop`` float32)."""
+        import cv2
+
+        crop = self.crop
+        out = np.zeros((self.channels, crop, crop), np.float32)
+        index, _, x1, y1, x2, y2 = window
+        image = self._image(index)
+        rows, cols = image.shape[:2]
+        size_w = size_h = crop
+        pad_w = pad_h = 0
+        if self.context_pad > 0 or self.square:
+            context = F32(crop) / F32(crop - 2 * self.context_pad)
+            half_h, half_w = F32(y2 - y1 + 1) / F32(2), F32(x2 - x1 + 1) / F32(2)
+            cx, cy = F32(x1) + half_w, F32(y1) + half_h
+            if self.square:
+                half_h = half_w = max(half_h, half_w)
+            x1, x2 = _round(cx - half_w * context), _round(cx + half_w * context)
+            y1, y2 = _round(cy - half_h * context), _round(cy + half_h * context)
+            full_h, full_w = y2 - y1 + 1, x2 - x1 + 1
+            px1, py1 = max(0, -x1), max(0, -y1)
+            px2, py2 = max(0, x2 - cols + 1), max(0, y2 - rows + 1)
+            x1, x2, y1, y2 = x1 + px1, x2 - px2, y1 + py1, y2 - py2
+            scale_x, scale_y = F32(crop) / F32(full_w), F32(crop) / F32(full_h)
+            size_w = _round(F32(x2 - x1 + 1) * scale_x)
+            size_h = _round(F32(y2 - y1 + 1) * scale_y)
+            px1, px2 = _round(F32(px1) * scale_x), _round(F32(px2) * scale_x)
+            pad_h = _round(F32(py1) * scale_y)
+            pad_w = px2 if flip else px1
+            size_h = min(size_h, crop - pad_h)
+            size_w = min(size_w, crop - pad_w)
+        if not (0 <= x1 <= x2 < cols and 0 <= y1 <= y2 < rows):
+            raise self.error(f"window ({x1}, {y1}, {x2}, {y2}) lies outside image "
+                             f"{self.images[index]} ({cols}×{rows})")
+        warped = cv2.resize(image[y1:y2 + 1, x1:x2 + 1], (size_w, size_h),
+                            interpolation=cv2.INTER_LINEAR)
+        if flip:
+            warped = warped[:, ::-1]
+        pixels = hwc_to_chw(warped).astype(np.float32)
+        h, w = pixels.shape[1:]
+        if self.mean_file is not None:
+            off = (self.mean_file.shape[2] - crop) // 2
+            pixels = pixels - self.mean_file[:, off + pad_h:off + pad_h + h,
+                                             off + pad_w:off + pad_w + w]
+        elif self.mean_values:
+            mean = np.asarray(self.mean_values * (self.channels if len(self.mean_values) == 1
+                                                  else 1), np.float32)
+            pixels = pixels - mean[:, None, None]
+        out[:, pad_h:pad_h + h, pad_w:pad_w + w] = pixels * self.scale
+        return out
