@@ -243,7 +243,10 @@ def run_case(caffe, name, spec, out_dir):
     values = {n: v for n, v, _ in spec["inputs"]}
     for lname, blobs in net.params.items():
         for i, blob in enumerate(blobs):
-            blob.data[...] = values[lname] if lname in values else data(blob.data.shape, 0.7)
+            if lname in values:
+                blob.data[...] = values[lname]
+            elif not spec.get("keep_params"):   # else the values the layer's own fillers gave
+                blob.data[...] = data(blob.data.shape, 0.7)
             store[f"param/{lname}/{i}"] = blob.data.copy()
     for lname, blobs in net.params.items():   # the solver's ClearParamDiffs, before forward
         for blob in blobs:                      # (HingeLoss keeps forward scratch in a diff)
