@@ -29,14 +29,13 @@ have none (``has_backward`` 0).
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from make_layer_goldens import case, layer, run_case  # noqa: E402
+from make_layer_goldens import case, layer, open_caffe, write_cases  # noqa: E402
 
 RNG = np.random.default_rng(2026)
 
@@ -176,26 +175,12 @@ def cases():
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
-                                                      "golden_fork_layers"))
-    parser.add_argument("--caffe-python", help="directory holding pycaffe's caffe package")
-    parser.add_argument("--only", nargs="*", help="case names to (re)write")
-    args = parser.parse_args(argv)
-    if args.caffe_python:
-        sys.path.insert(0, args.caffe_python)
-    import caffe
-    caffe.set_mode_cpu()
-    os.makedirs(args.out, exist_ok=True)
-    types = set(caffe.layer_type_list())
-    missing = {"Normalize", "Permute", "PriorBox", "DetectionOutput", "Interp"} - types
+    caffe, args = open_caffe(argv, __doc__.split("\n")[0], "golden_fork_layers")
+    missing = {"Normalize", "Permute", "PriorBox", "DetectionOutput", "Interp"} - set(
+        caffe.layer_type_list())
     if missing:
         sys.exit(f"this pycaffe lacks the fork layers {sorted(missing)}")
-    for name, spec in cases().items():
-        if args.only and name not in args.only:
-            continue
-        run_case(caffe, name, spec, args.out)
-        print("wrote", name)
+    write_cases(caffe, cases(), args)
 
 
 if __name__ == "__main__":
