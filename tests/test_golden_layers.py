@@ -27,8 +27,8 @@ CASES = sorted(p.stem for p in FIXTURES.glob("*.npz"))
 FORWARD, BACKWARD = 1e-5, 1e-4
 
 
-def load(case: str, tmp_path: Path):
-    store = dict(np.load(FIXTURES / f"{case}.npz"))
+def load(case: str, tmp_path: Path, fixtures: Path = FIXTURES):
+    store = dict(np.load(fixtures / f"{case}.npz"))
     text = str(store["prototxt"])
     for key in [k for k in store if k.startswith("file/")]:
         name = key.split("/", 1)[1]
@@ -72,7 +72,13 @@ def test_every_layer_type_of_the_caffe_build_is_registered():
 
 @pytest.mark.parametrize("case", CASES)
 def test_layer_matches_caffe_forward_and_backward(case, tmp_path):
-    net, store = load(case, tmp_path)
+    check_case(case, tmp_path)
+
+
+def check_case(case: str, tmp_path: Path, fixtures: Path = FIXTURES):
+    """Forward blobs within ``FORWARD``, then (where the fixture has a backward) the parameter
+    and bottom diffs within ``BACKWARD``."""
+    net, store = load(case, tmp_path, fixtures)
     net.forward()
     blobs = {k.split("/", 1)[1]: v for k, v in store.items() if k.startswith("blob/")}
     got = {name: net.blobs[name].detach().numpy() for name in blobs}

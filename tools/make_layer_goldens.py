@@ -243,7 +243,10 @@ def run_case(caffe, name, spec, out_dir):
     values = {n: v for n, v, _ in spec["inputs"]}
     for lname, blobs in net.params.items():
         for i, blob in enumerate(blobs):
-            blob.data[...] = values[lname] if lname in values else data(blob.data.shape, 0.7)
+            if lname in values:
+                blob.data[...] = values[lname]
+            elif not spec.get("keep_params"):   # else the values the layer's own fillers gave
+                blob.data[...] = data(blob.data.shape, 0.7)
             store[f"param/{lname}/{i}"] = blob.data.copy()
     for lname, blobs in net.params.items():   # the solver's ClearParamDiffs, before forward
         for blob in blobs:                      # (HingeLoss keeps forward scratch in a diff)
@@ -261,10 +264,12 @@ def run_case(caffe, name, spec, out_dir):
     np.savez_compressed(os.path.join(out_dir, name + ".npz"), **store)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+def open_caffe(argv, description, folder):
+    """Parse ``--out`` (default ``tests/<folder>``), ``--caffe-python``, ``--only``; import pycaffe
+    in CPU mode. Returns ``(caffe, args)`` with the output folder made."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--out", default=os.path.join(os.path.dirname(__file__), "..", "tests",
-                                                      "golden_layers"))
+                                                      folder))
     parser.add_argument("--caffe-python", help="directory holding pycaffe's caffe package")
     parser.add_argument("--only", nargs="*", help="case names to (re)write")
     args = parser.parse_args(argv)
@@ -273,13 +278,22 @@ def main(argv=None):
     import caffe
     caffe.set_mode_cpu()
     os.makedirs(args.out, exist_ok=True)
-    with open(os.path.join(args.out, "caffe_layer_types.txt"), "w") as f:
-        f.write("\n".join(sorted(caffe.layer_type_list())) + "\n")   # the build's registry
-    for name, spec in cases().items():
+    return caffe, args
+
+
+def write_cases(caffe, all_cases, args):
+    for name, spec in all_cases.items():
         if args.only and name not in args.only:
             continue
         run_case(caffe, name, spec, args.out)
         print("wrote", name)
+
+
+def main(argv=None):
+    caffe, args = open_caffe(argv, __doc__.split("\n")[0], "golden_layers")
+    with open(os.path.join(args.out, "caffe_layer_types.txt"), "w") as f:
+        f.write("\n".join(sorted(caffe.layer_type_list())) + "\n")   # the build's registry
+    write_cases(caffe, cases(), args)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ As the fork (``detection_output_layer.cpp``, ``bbox_util.cpp``), with
 boxes and variances). Each offset is decoded against its prior by ``code_type`` — CORNER
 (``prior + var·offset``), CENTER_SIZE (centre moved by ``var·offset·prior size``, size scaled by
 ``exp(var·offset)``) or CORNER_SIZE — with the variance left out when
-``variance_encoded_in_target``. For each image and each class but ``background_label_id``:
+``variance_encoded_in_target``. For each image and each class but ``background_label_id`` (-1:
+none; refused with ``share_location``, where the fork aborts):
 boxes scoring above ``confidence_threshold`` in score order (stable), the first
 ``nms_param.top_k``, greedy non-maximum suppression at ``nms_threshold`` (IoU of normalised
 boxes; an adaptive threshold multiplied by ``eta`` while above 0.5); then at most
@@ -47,6 +48,12 @@ class DetectionOutput(CaffeLayer):
         self.share_location = bool(p.share_location)
         self.num_loc_classes = 1 if self.share_location else self.num_classes
         self.background = int(p.background_label_id)
+        if self.share_location and self.background == -1:
+            # the fork's DecodeBBoxesAll skips the shared location label -1 as "background",
+            # then aborts: "Could not find location predictions for label -1"
+            raise self.error("background_label_id -1 with share_location: the fork aborts "
+                             "(its shared location label is -1 too); give share_location: false "
+                             "or a background class")
         self.code_type = p.code_type
         self.variance_encoded = bool(p.variance_encoded_in_target)
         self.keep_top_k = int(p.keep_top_k)

@@ -6,6 +6,12 @@ item, with ``across_spatial`` (default) the whole ``C×H×W`` block is multiplie
 over channels. The result is multiplied by the learned scale, blob 0: one value
 (``channel_shared``, default; a 0-axis blob) or one per channel, filled by ``scale_filler``
 (default constant 1). Exportable.
+
+Backward as the fork's ``Backward_cpu``: with one scale it is the derivative; with one scale
+per channel the fork multiplies its whole bottom diff by each channel's scale,
+``s_j (g_j − x_j (x·g)/n²)/n`` (sums over the normalised block), which is not the derivative
+of ``s ⊙ x / n`` (that has ``Σ s_c g_c x_c`` for ``x·g``); ours computes the fork's. The scale's
+diff is ``Σ g x / n`` per channel (the fork's ``Σ top·g / s``, without its division by ``s``).
 """
 from __future__ import annotations
 
@@ -36,14 +42,31 @@ class Normalize(CaffeLayer):
     def top_shapes(self, bottom_shapes):
         return [tuple(bottom_shapes[0])]
 
-    def forward(self, x):
-        squares = x * x
+    def _inverse_norm(self, x):
+        """``1 / norm`` (across spatial) or ``norm`` (per position), shaped to broadcast on ``x``."""
         if self.across_spatial:
-            norm = torch.sqrt(squares.flatten(1).sum(1) + self.eps)
-            top = x * (1.0 / norm).reshape((-1,) + (1,) * (x.dim() - 1))
-        else:
-            top = x / torch.sqrt(squares.sum(1, keepdim=True) + self.eps)
+            norm = torch.sqrt((x * x).flatten(1).sum(1) + self.eps)
+            return (1.0 / norm).reshape((-1,) + (1,) * (x.dim() - 1))
+        return torch.sqrt((x * x).sum(1, keepdim=True) + self.eps)
+
+    def _normalized(self, x, norm):
+        return x * norm if self.across_spatial else x / norm
+
+    def forward(self, x):
+        norm = self._inverse_norm(x)
         scale = self.weight
-        if not self.channel_shared:
-            scale = scale.reshape((1, -1) + (1,) * (x.dim() - 2))
-        return (top * scale,)
+        if self.channel_shared:
+            return (self._normalized(x, norm) * scale,)
+        scale = scale.reshape((1, -1) + (1,) * (x.dim() - 2))
+        if not (torch.is_grad_enabled() and x.requires_grad):
+            return (self._normalized(x, norm) * scale,)
+        # The fork's Backward_cpu scales the whole bottom diff by each channel's scale:
+        # s_j * (g_j - x_j * (x·g) / n²) / n, where the gradient of s ⊙ x / n has Σ s_c g_c x_c
+        # in place of x·g. Its result, not the derivative, is the specification: the norm is
+        # taken again of a copy of x whose gradient is multiplied by s, and its change (zero in
+        # value) is weighted by the unscaled x.
+        x_fixed, norm_fixed = x.detach(), norm.detach()
+        scaled_path = x_fixed + scale.detach() * (x - x_fixed)   # = x; d/dx_j = s_j
+        norm_change = self._normalized(x_fixed, self._inverse_norm(scaled_path)) \
+            - self._normalized(x_fixed, norm_fixed)                # = 0
+        return (self._normalized(x, norm_fixed) * scale + norm_change,)
