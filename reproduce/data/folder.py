@@ -28,7 +28,7 @@ preprocessing (RGB → BGR float32 minus the mean, C×H×W; the label 1×H×W ui
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +38,7 @@ from .base import SplitDataset
 from .description import IGNORE_LABEL, DatasetDescription, voc_colours
 from .errors import DatasetError
 from .preprocess import check_same_size, load_caffe_image, read_split
+from .stage_data import DataUnavailable
 
 FOLDER, VOC_STYLE = "folder", "voc-style"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -192,7 +193,7 @@ def describe_folder(root: str | Path, *, num_classes: int | None = None, ignore_
         name=root.name, title=f"your dataset {root} ({layout} layout)", layout=layout, splits=SPLITS,
         classes=names, colours=colours or voc_colours(len(names)), ignore_label=int(ignore_label),
         mean_bgr=tuple(float(v) for v in (mean_bgr or VOC_MEAN_BGR)), published=False,
-        label_colours=colours is not None, root=root, split_files=split_files)
+        label_colours=colours is not None, root=root, split_files=split_files, reader=FolderStageData)
 
 
 def _split_files(files: FolderFiles, split_dir, log) -> dict[str, Path | list[str]]:
@@ -347,3 +348,48 @@ def data_layer_params(description: DatasetDescription, split: str, seed: int = S
     return {"dataset_dir": str(description.root), "split": split, "split_file": str(Path(source).resolve()),
             "seed": seed, "mean": tuple(description.mean_bgr), "num_classes": description.num_classes,
             "ignore_label": description.ignore_label}
+
+
+@dataclass(frozen=True)
+class FolderStageData:
+    """A user's folder as a stage reads it: ``train`` to train on, ``val`` for the seg_tests
+    (the whole split each time), the data layer ``folder_layers.FolderSegDataLayer``."""
+
+    description: DatasetDescription = field(repr=False)
+
+    _ROLES = {"train": "train", "test": "val"}
+
+    def directories(self, opts) -> dict[str, Path]:
+        return {"dataset_dir": Path(self.description.root)}
+
+    def check(self, opts) -> None:
+        """Both splits build (split lists, every file present)."""
+        from reproduce.data import DatasetError, make_data_source
+
+        for split in ("train", "val"):
+            try:
+                make_data_source(*DATA_LAYER, data_layer_params(self.description, split))
+            except (DatasetError, OSError) as err:
+                raise DataUnavailable(f"{split} data: {str(err).splitlines()[0]} — `python -m reproduce data "
+                                      f"check --dataset {opts.dataset}` lists every problem") from None
+
+    def point(self, net, opts, role: str):
+        """``net`` with its reference data layer replaced by the folder's, its seed kept."""
+        from reproduce.data import parse_param_str
+
+        net = net.copy()
+        for layer in net.layer:
+            if layer.type == "Python" and not layer.bottom:
+                seed = parse_param_str(layer.python_param.param_str, layer.name).get("seed")
+                layer.python_param.module, layer.python_param.layer = DATA_LAYER
+                layer.python_param.param_str = repr(data_layer_params(self.description, self._ROLES[role],
+                                                                      seed=seed))
+                return net
+        raise DataUnavailable(f"net {net.name!r} has no data layer to read {opts.dataset}")
+
+    def test_iter(self, opts) -> int | None:
+        return len(split_ids(self.description, "val"))
+
+    def config(self, opts) -> dict:
+        return {"data_dirs": {"dataset_dir": str(self.description.root)},
+                "dataset": str(self.description.root), "ignore_label": self.description.ignore_label}

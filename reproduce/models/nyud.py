@@ -38,7 +38,6 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("nyud",),
                       mean_bgr=tuple(float(v) for v in NYUD_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)

@@ -29,7 +29,6 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000,
-                      fetch=("pascalcontext",),
                       mean_bgr=tuple(float(v) for v in CONTEXT_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)

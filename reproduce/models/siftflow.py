@@ -31,7 +31,6 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("siftflow",),
                       mean_bgr=tuple(float(v) for v in SIFTFLOW_MEAN_BGR))
 
 # the papers score the semantic head over the classes present in the 200 test images and the

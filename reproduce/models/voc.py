@@ -61,7 +61,6 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
 
 
 DATASET = DatasetNets("voc", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=4000,
-                      fetch=("sbd", "voc2011"),
                       mean_bgr=tuple(float(v) for v in VOC_MEAN_BGR))
 
 _HEADS = (Head(NUM_CLASSES),)
