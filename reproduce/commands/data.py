@@ -52,7 +52,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                        help="check your own dataset folder instead (images/ + labels/, or VOC-style; "
                             "see README 'Your own data'): every problem, then counts and class frequencies")
     check.add_argument("--num-classes", type=int, help="--dataset without classes.txt: K (default: read off the labels)")
-    check.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
+    check.add_argument("--ignore-label", type=int, default=255,
+                       help="--dataset: the label to ignore (default 255; colour masks: the colour of "
+                            "classes.txt's line N, from 0)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -14,7 +14,9 @@ maps its colours to classes (an unknown colour is an error naming the file and t
 of classes and its colours the palette of every picture. Without it the classes are
 ``class_0 … class_{K-1}``, K read off the labels (largest label + 1) unless given, with the
 VOC palette. The ignore label (default 255) is mapped to 255, the ignore label of the nets'
-loss and of score.py's histogram.
+loss and of score.py's histogram; in a colour-coded mask the colour of ``classes.txt``'s line
+N (from 0) is label N, so ``--ignore-label N`` ignores that line's colour (its pixels become
+255; the line still counts in K, as an ignored index does).
 
 Without split lists, the split is deterministic: the ids sorted, shuffled by a generator
 seeded with 1337, the first 10 % (at least one image) for validation — the same on every rerun
@@ -262,7 +264,10 @@ def read_label(path: Path, colours=None, ignore_label: int = IGNORE_LABEL) -> np
     """A label file as an H×W uint8 class map, the ignore label as 255.
 
     ``L``/``P``: the indices; ``RGB``/``RGBA``: each colour looked up in ``colours`` (an
-    unknown colour is a ``ValueError`` naming the file, the colour and a pixel having it).
+    unknown colour is a ``ValueError`` naming the file, the colour and a pixel having it), the
+    colour of ``classes.txt``'s line N (counted from 0) being class N. Then ``ignore_label``
+    means the same for both: class N = ``ignore_label`` becomes 255 (a colour-coded mask's
+    ``void 0 0 0`` line N is ignored with ``--ignore-label N``; it stays a line of K).
     """
     with Image.open(path) as image:
         mode = image.mode
@@ -273,7 +278,6 @@ def read_label(path: Path, colours=None, ignore_label: int = IGNORE_LABEL) -> np
                 raise ValueError(f"{path}: a colour-coded ({mode}) label, but classes.txt gives no "
                                  f"colours (`name R G B` a line)")
             label = colour_label(np.array(image.convert("RGB"), dtype=np.uint8), colours, path)
-            return label
         else:
             raise ValueError(f"{path}: label mode {mode}; expected a class-index PNG (L or P) or RGB")
     if ignore_label != IGNORE_LABEL:
