@@ -39,7 +39,7 @@ from PIL import Image
 from .base import SplitDataset
 from .description import IGNORE_LABEL, DatasetDescription, voc_colours
 from .errors import DatasetError
-from .preprocess import check_same_size, load_caffe_image, read_split
+from .preprocess import check_same_size, read_split
 from .stage_data import DataUnavailable
 
 FOLDER, VOC_STYLE = "folder", "voc-style"
@@ -334,7 +334,7 @@ class FolderSegmentation(SplitDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         image_path, label_path = self.sample_paths(sample_id)
-        image = load_caffe_image(image_path, self.mean)
+        image = self.caffe_image(image_path, self.mean)
         label = read_label(label_path, self.colours, self.ignore_label)
         check_same_size(image, image_path, label, label_path)
         bad = label[(label >= self.num_classes) & (label != IGNORE_LABEL)]

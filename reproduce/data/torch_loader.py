@@ -10,7 +10,12 @@ The order is always decided in the main process by the ``ReferenceSampler`` of a
 * ``make_dataloader`` is the torch bridge (torch imported only there): it draws ``count``
   indices from the sampler up front and lets a ``torch.utils.data.DataLoader`` with worker
   processes load them in that order; the source's state afterwards is the state after
-  those ``count`` samples.
+  those ``count`` samples. The workers hand over an 8-bit RGB image as it was decoded (uint8,
+  a quarter of the float32 array's bytes) with its mean's 256-entry table per channel
+  (``preprocess.DeferredImage``); the main process finishes it — BGR order, the reference's
+  ``v - mean`` by table lookup, C×H×W — in NumPy for the CPU, or on ``device`` by a gather
+  there (the uint8 picture is what crosses to the device). Either way the array is exactly
+  ``load_caffe_image``'s.
 """
 from __future__ import annotations
 
@@ -91,27 +96,83 @@ class PrefetchingSource:
 
 
 class _IndexedSamples:
-    """Map-style dataset over a ``DataSource``: item ``i`` is split sample ``i`` (batch axis 1)."""
+    """Map-style dataset over a ``DataSource``: item ``i`` is split sample ``i`` (batch axis 1),
+    an 8-bit RGB image as ``{"rgb": H×W×3 uint8, "table": 3×256 float32}`` (finished by
+    ``_finish`` in the consumer)."""
 
     def __init__(self, source: DataSource):
-        self.dataset = source.dataset
+        import copy
+
+        self.dataset = copy.copy(source.dataset)   # the source's own keeps giving arrays
+        self.dataset.defer_images = True
 
     def __len__(self) -> int:
         return len(self.dataset)
 
     def __getitem__(self, index: int):
-        return tuple(array[None, ...] for array in self.dataset[index])
+        from .preprocess import DeferredImage
+
+        return tuple({"rgb": top.rgb, "table": top.table} if isinstance(top, DeferredImage) else top[None, ...]
+                     for top in self.dataset[index])
 
 
-def make_dataloader(source: DataSource, count: int, num_workers: int = 1, prefetch_factor: int = 2):
-    """A ``DataLoader`` yielding the next ``count`` samples of ``source`` (tuples of tensors).
+def caffe_image(rgb, table, device=None):
+    """The reference's ``1 × 3 × H × W`` float32 BGR-minus-mean image from an H×W×3 uint8 RGB
+    tensor and its 3×256 ``v - mean`` table (``preprocess.DeferredImage``), exactly.
+
+    On the CPU (``device`` None or CPU) NumPy's lookup (``preprocess._lookup_bgr``); elsewhere
+    the uint8 picture and the table go to ``device`` and are looked up there by one gather
+    (no host synchronisation)."""
+    import torch
+
+    from .preprocess import _lookup_bgr
+
+    if device is None or torch.device(device).type == "cpu":
+        return torch.from_numpy(_lookup_bgr(rgb.numpy(), table.numpy()))[None]
+    return gather_bgr(rgb.to(device, non_blocking=True), table.to(device, non_blocking=True))
+
+
+def gather_bgr(rgb, table):
+    """``caffe_image``'s device route on tensors where they are: ``table[c][rgb[..., 2 - c]]``."""
+    import torch
+
+    height, width = rgb.shape[:2]
+    index = rgb.flip(-1).permute(2, 0, 1).reshape(3, -1).long()   # BGR channel c is RGB's 2 - c
+    return torch.gather(table, 1, index).reshape(1, 3, height, width)
+
+
+def _finish(top, device):
+    if isinstance(top, dict):
+        return caffe_image(top["rgb"], top["table"], device)
+    return top if device is None else top.to(device, non_blocking=True)
+
+
+class _Loader:
+    """The ``DataLoader``'s samples, each image finished (``caffe_image``) as it is taken."""
+
+    def __init__(self, loader, device=None):
+        self.loader, self.device = loader, device
+
+    def __len__(self) -> int:
+        return len(self.loader)
+
+    def __iter__(self):
+        for sample in self.loader:
+            yield tuple(_finish(top, self.device) for top in sample)
+
+
+def make_dataloader(source: DataSource, count: int, num_workers: int = 1, prefetch_factor: int = 2,
+                    device=None):
+    """An iterable over the next ``count`` samples of ``source`` (tuples of tensors, on ``device``
+    when given), loaded by a ``DataLoader`` with ``num_workers`` worker processes.
 
     The indices are drawn from the source's sampler now, in the main process; the workers
-    only load. Afterwards ``source.state_dict()`` is the state after those ``count`` samples.
+    only load (an 8-bit image handed over as uint8 and finished here; see the module
+    docstring). Afterwards ``source.state_dict()`` is the state after those ``count`` samples.
     """
     from torch.utils.data import DataLoader
 
     indices = source.sampler.take(count)
     options = {"prefetch_factor": prefetch_factor} if num_workers > 0 else {}
-    return DataLoader(_IndexedSamples(source), batch_size=None, sampler=indices,
-                      num_workers=num_workers, **options)
+    return _Loader(DataLoader(_IndexedSamples(source), batch_size=None, sampler=indices,
+                              num_workers=num_workers, **options), device)
