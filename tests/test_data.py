@@ -322,11 +322,15 @@ def test_torch_dataloader_preserves_the_order(synth):
         assert data.dtype == torch.float32 and np.array_equal(data.numpy(), expected_data)
         assert np.array_equal(label.numpy(), expected_label)
     assert other.state_dict() == plain.state_dict()
+    for data, label in make_dataloader(other, 2, num_workers=0, device="cpu"):   # in the process
+        expected_data, expected_label = plain.next()
+        assert np.array_equal(data.numpy(), expected_data) and np.array_equal(label.numpy(), expected_label)
     # what a worker hands over: the decoded uint8 picture (and its mean's table), not float32
     from reproduce.data.torch_loader import _IndexedSamples
 
-    handed = _IndexedSamples(other)[0]
-    assert handed[0]["rgb"].dtype == np.uint8 and handed[0]["rgb"].shape[2] == 3
+    image, label = _IndexedSamples(other)[0]
+    assert image.value.rgb.dtype == np.uint8 and image.value.rgb.shape[2] == 3
+    assert label.value.dtype == np.uint8 and label.value.shape[:2] == (1, 1)
     assert other.dataset[0][0].dtype == np.float32   # the source's own dataset is unchanged
 
 

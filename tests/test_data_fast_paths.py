@@ -68,11 +68,10 @@ def test_workers_uint8_hand_over_finishes_to_the_reference_load_image(tmp_path, 
         assert deferred.shape == (3, 29, 41)
         reference = reference_load_image(path, mean)
         assert_same_array(deferred.finish(), reference)
-        rgb_t, table_t = torch.from_numpy(np.array(deferred.rgb)), torch.from_numpy(deferred.table)
         if route == "numpy":
-            finished = caffe_image(rgb_t, table_t)
+            finished = caffe_image(deferred, "cpu")
         else:   # the device route (a gather wherever the tensors are), run on the CPU
-            finished = gather_bgr(rgb_t, table_t)
+            finished = gather_bgr(torch.from_numpy(deferred.rgb), torch.from_numpy(deferred.table))
         assert_same_array(finished.numpy()[0], reference)
     mean_image = np.random.default_rng(1).uniform(90, 130, (29, 41, 3))   # no table: the array itself
     assert_same_array(load_caffe_image_deferred(path, mean_image), reference_load_image(path, mean_image))

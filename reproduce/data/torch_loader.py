@@ -12,15 +12,18 @@ The order is always decided in the main process by the ``ReferenceSampler`` of a
   processes load them in that order; the source's state afterwards is the state after
   those ``count`` samples. The workers hand over an 8-bit RGB image as it was decoded (uint8,
   a quarter of the float32 array's bytes) with its mean's 256-entry table per channel
-  (``preprocess.DeferredImage``); the main process finishes it — BGR order, the reference's
-  ``v - mean`` by table lookup, C×H×W — in NumPy for the CPU, or on ``device`` by a gather
-  there (the uint8 picture is what crosses to the device). Either way the array is exactly
-  ``load_caffe_image``'s.
+  (``preprocess.DeferredImage``), pickled through the pipe as the uint8 labels are (cheaper
+  than a shared-memory segment per tensor at these sizes); the main process finishes it —
+  BGR order, the reference's ``v - mean`` by table lookup, C×H×W — in NumPy for the CPU, or
+  on ``device`` by a gather there (the uint8 picture is what crosses to the device). Either
+  way the array is exactly ``load_caffe_image``'s.
 """
 from __future__ import annotations
 
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
 
 from .registry import DataSource
 
@@ -95,10 +98,20 @@ class PrefetchingSource:
         self.close()
 
 
+class _Pickled:
+    """A top that leaves a worker pickled through the pipe rather than as a tensor in a new
+    shared-memory segment (what the DataLoader does with an array): for the uint8 tops, an
+    8-bit image as decoded (``preprocess.DeferredImage``) and a label, the segment's set-up costs
+    more than copying their bytes (BENCHMARKS.md, "Data loading")."""
+
+    def __init__(self, value):
+        self.value = value
+
+
 class _IndexedSamples:
     """Map-style dataset over a ``DataSource``: item ``i`` is split sample ``i`` (batch axis 1),
-    an 8-bit RGB image as ``{"rgb": H×W×3 uint8, "table": 3×256 float32}`` (finished by
-    ``_finish`` in the consumer)."""
+    its uint8 tops ``_Pickled`` (an 8-bit RGB image deferred: finished by ``_finish`` in the
+    consumer), the others arrays."""
 
     def __init__(self, source: DataSource):
         import copy
@@ -112,24 +125,24 @@ class _IndexedSamples:
     def __getitem__(self, index: int):
         from .preprocess import DeferredImage
 
-        return tuple({"rgb": top.rgb, "table": top.table} if isinstance(top, DeferredImage) else top[None, ...]
+        return tuple(_Pickled(top) if isinstance(top, DeferredImage)
+                     else _Pickled(top[None, ...]) if top.dtype == np.uint8 else top[None, ...]
                      for top in self.dataset[index])
 
 
-def caffe_image(rgb, table, device=None):
-    """The reference's ``1 × 3 × H × W`` float32 BGR-minus-mean image from an H×W×3 uint8 RGB
-    tensor and its 3×256 ``v - mean`` table (``preprocess.DeferredImage``), exactly.
+def caffe_image(image, device=None):
+    """The reference's ``1 × 3 × H × W`` float32 BGR-minus-mean image of a ``DeferredImage``
+    (H×W×3 uint8 RGB and its 3×256 table of the reference's ``v - mean``), exactly.
 
-    On the CPU (``device`` None or CPU) NumPy's lookup (``preprocess._lookup_bgr``); elsewhere
-    the uint8 picture and the table go to ``device`` and are looked up there by one gather
-    (no host synchronisation)."""
+    On the CPU (``device`` None or CPU) NumPy's lookup (``DeferredImage.finish``); elsewhere the
+    uint8 picture and the table go to ``device`` and are looked up there by one gather
+    (``gather_bgr``; no host synchronisation)."""
     import torch
 
-    from .preprocess import _lookup_bgr
-
     if device is None or torch.device(device).type == "cpu":
-        return torch.from_numpy(_lookup_bgr(rgb.numpy(), table.numpy()))[None]
-    return gather_bgr(rgb.to(device, non_blocking=True), table.to(device, non_blocking=True))
+        return torch.from_numpy(image.finish())[None]
+    return gather_bgr(torch.from_numpy(image.rgb).to(device, non_blocking=True),
+                      torch.from_numpy(image.table).to(device, non_blocking=True))
 
 
 def gather_bgr(rgb, table):
@@ -142,8 +155,14 @@ def gather_bgr(rgb, table):
 
 
 def _finish(top, device):
-    if isinstance(top, dict):
-        return caffe_image(top["rgb"], top["table"], device)
+    import torch
+
+    from .preprocess import DeferredImage
+
+    if isinstance(top, _Pickled):
+        if isinstance(top.value, DeferredImage):
+            return caffe_image(top.value, device)
+        top = torch.from_numpy(top.value)
     return top if device is None else top.to(device, non_blocking=True)
 
 
