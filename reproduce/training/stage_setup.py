@@ -16,9 +16,8 @@ from typing import Callable, Mapping
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
+from reproduce.data.stage_data import SBD_URL, VOC_URL, DataUnavailable  # noqa: F401  (URLs re-exported)
 from reproduce.training import ablations
-
-from reproduce.data.stage_data import SBD_URL, VOC_URL, DataUnavailable  # noqa: F401  (SBD_URL, VOC_URL re-exported)
 
 DEFAULT_INTERVAL = 4000
 DEFAULT_SEED = 1337
