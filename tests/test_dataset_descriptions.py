@@ -88,3 +88,17 @@ def test_a_folder_is_read_through_its_description(tmp_path):
     (dataset / "SegmentationClass" / "img001.png").unlink()
     with pytest.raises(DataUnavailable, match="img001.png"):
         data.check(opts)
+
+
+def test_infer_subtracts_the_mean_its_dataset_description_gives():
+    import argparse
+
+    from reproduce.commands.infer import _preprocessing
+    from reproduce.data.siftflow import SIFTFLOW_MEAN_BGR
+    from reproduce.evaluation.infer import INFER_MEAN_BGR
+
+    voc = _preprocessing(argparse.Namespace(prototxt=None, net="fcn8s"))
+    assert voc == (INFER_MEAN_BGR, "score")   # the release's infer.py, not the data layer's digits
+    assert D.RELEASE_DATASETS["voc"].mean_bgr != INFER_MEAN_BGR
+    sift = _preprocessing(argparse.Namespace(prototxt=None, net="siftflow-fcn8s"))
+    assert sift == (tuple(float(v) for v in SIFTFLOW_MEAN_BGR), "score_sem")

@@ -15,6 +15,8 @@ from functools import partial
 from pathlib import Path
 from typing import Callable
 
+from reproduce.evaluation.infer import INFER_MEAN_BGR
+
 from .nyud import NYUD_MEAN_BGR
 from .pascalcontext import CONTEXT_MEAN_BGR
 from .siftflow import SIFTFLOW_MEAN_BGR
@@ -47,7 +49,9 @@ class DatasetDescription:
     whether there are published numbers to judge a run against (a user's data has none);
     ``root``: the dataset's folder, where it is one; ``fetch``: the ``data fetch``/``data check``
     names of the release archives that hold it; ``reader``: how a stage reads it, a factory
-    called with the description (``reproduce.data.stage_data``; ``stage_data()``).
+    called with the description (``reproduce.data.stage_data``; ``stage_data()``);
+    ``deploy_mean_bgr``: the mean the release's deployment script subtracts where it is not
+    the data layer's (VOC's ``infer.py``, written with more digits); ``deploy_mean()``.
     """
 
     name: str
@@ -66,6 +70,7 @@ class DatasetDescription:
     split_files: dict = field(default_factory=dict, compare=False)
     fetch: tuple[str, ...] = ()
     reader: Callable | None = field(default=None, compare=False, repr=False)
+    deploy_mean_bgr: tuple[float, float, float] | None = None
 
     def __post_init__(self):
         if not self.colours:
@@ -77,6 +82,10 @@ class DatasetDescription:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def deploy_mean(self) -> tuple[float, float, float]:
+        """The BGR mean ``infer`` subtracts from a picture for a net trained on this dataset."""
+        return self.deploy_mean_bgr or self.mean_bgr
 
     def stage_data(self):
         """What ``stage`` asks about this dataset: its folders, its check, its data layers
@@ -129,7 +138,7 @@ _VOC = partial(ReleaseStageData, **VOC_STAGE_DATA)
 RELEASE_DATASETS: dict[str, DatasetDescription] = {d.name: d for d in (
     DatasetDescription("voc", "PASCAL VOC (trained on SBD train, scored on VOC2011 seg11valid)",
                        "sbd+voc", ("train", "seg11valid"), tuple(VOC_CLASSES), fetch=("sbd", "voc2011"),
-                       reader=_VOC),
+                       reader=_VOC, deploy_mean_bgr=INFER_MEAN_BGR),
     DatasetDescription("nyud", "NYUDv2 (Gupta et al.'s 40 classes)", "nyud", ("trainval", "test"),
                        NYUD_CLASSES, ignore_label=IGNORE_LABEL, mean_bgr=_NYUD_MEAN, fetch=("nyud",),
                        reader=_RELEASE),
