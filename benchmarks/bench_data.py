@@ -25,7 +25,9 @@ Method
 4. Throughput: samples/s over two passes of the split for 0 workers (``DataSource.next`` in
    the main process), ``PrefetchingSource`` with 1 background thread (as the solver runs it)
    and with 2, and ``make_dataloader`` with 1 and 2 worker processes (the indices drawn in the
-   main process in the reference order; the workers' start included). Beside each, the CPU
+   main process in the reference order; the workers' start included; the workers hand over
+   the decoded uint8 image and the main process finishes it, ``reproduce.data.torch_loader``).
+   Beside each, the CPU
    time a sample cost all processes together (``time.process_time`` of this process, whose
    threads it counts, plus ``RUSAGE_CHILDREN`` of the exited workers): on a shared machine the
    wall-clock rate depends on the load, the CPU cost much less; ``cores / CPU cost`` is the

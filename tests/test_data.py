@@ -314,13 +314,24 @@ def test_prefetching_keeps_order_and_consumed_state(synth):
 
 
 def test_torch_dataloader_preserves_the_order(synth):
-    pytest.importorskip("torch")
+    torch = pytest.importorskip("torch")
     plain = make_data_source("voc_layers", "SBDDSegDataLayer", SBDD_PARAM_STR, root_override=synth.sbdd_dir)
     other = make_data_source("voc_layers", "SBDDSegDataLayer", SBDD_PARAM_STR, root_override=synth.sbdd_dir)
     for data, label in make_dataloader(other, 4, num_workers=1):
         expected_data, expected_label = plain.next()
-        assert np.array_equal(data.numpy(), expected_data) and np.array_equal(label.numpy(), expected_label)
+        assert data.dtype == torch.float32 and np.array_equal(data.numpy(), expected_data)
+        assert np.array_equal(label.numpy(), expected_label)
     assert other.state_dict() == plain.state_dict()
+    for data, label in make_dataloader(other, 2, num_workers=0, device="cpu"):   # in the process
+        expected_data, expected_label = plain.next()
+        assert np.array_equal(data.numpy(), expected_data) and np.array_equal(label.numpy(), expected_label)
+    # what a worker hands over: the decoded uint8 picture (and its mean's table), not float32
+    from reproduce.data.torch_loader import _IndexedSamples
+
+    image, label = _IndexedSamples(other)[0]
+    assert image.value.rgb.dtype == np.uint8 and image.value.rgb.shape[2] == 3
+    assert label.value.dtype == np.uint8 and label.value.shape[:2] == (1, 1)
+    assert other.dataset[0][0].dtype == np.float32   # the source's own dataset is unchanged
 
 
 # -- the other reference datasets, on tiny hand-made copies -----------------------------------------

@@ -49,6 +49,34 @@ def test_the_table_lookup_is_the_reference_load_image(tmp_path, suffix):
         assert len(np.unique(mine[0])) > 10
 
 
+@pytest.mark.parametrize("route", ["numpy", "gather"])
+def test_workers_uint8_hand_over_finishes_to_the_reference_load_image(tmp_path, route):
+    """DataLoader workers hand over the uint8 picture and the mean's table; the consumer's
+    finish (NumPy on the CPU, a gather on any other device — its gather run here on the CPU)
+    is the reference's array bit for bit."""
+    torch = pytest.importorskip("torch")
+    from reproduce.data.preprocess import DeferredImage, load_caffe_image_deferred
+    from reproduce.data.torch_loader import caffe_image, gather_bgr
+
+    rgb = np.random.default_rng(2).integers(0, 256, (29, 41, 3), dtype=np.uint8)
+    rgb[0, :3] = [[0, 0, 0], [255, 255, 255], [128, 64, 1]]
+    path = tmp_path / "a.png"
+    Image.fromarray(rgb).save(path)
+    for mean in MEANS:
+        deferred = load_caffe_image_deferred(path, mean)
+        assert isinstance(deferred, DeferredImage) and deferred.rgb.dtype == np.uint8
+        assert deferred.shape == (3, 29, 41)
+        reference = reference_load_image(path, mean)
+        assert_same_array(deferred.finish(), reference)
+        if route == "numpy":
+            finished = caffe_image(deferred, "cpu")
+        else:   # the device route (a gather wherever the tensors are), run on the CPU
+            finished = gather_bgr(torch.from_numpy(deferred.rgb), torch.from_numpy(deferred.table))
+        assert_same_array(finished.numpy()[0], reference)
+    mean_image = np.random.default_rng(1).uniform(90, 130, (29, 41, 3))   # no table: the array itself
+    assert_same_array(load_caffe_image_deferred(path, mean_image), reference_load_image(path, mean_image))
+
+
 def test_images_that_are_not_8_bit_rgb_take_the_reference_steps(tmp_path):
     grey = tmp_path / "grey.png"
     Image.fromarray(np.zeros((5, 6), np.uint8)).save(grey)

@@ -262,3 +262,34 @@ def test_release_class_names_are_the_release_files(upstream):
     context = [line.split(":", 1)[1].strip() for line in
                (data / "pascal-context" / "classes-59.txt").read_text().splitlines() if ":" in line]
     assert list(PASCALCONTEXT_CLASSES) == context
+
+
+def test_ignore_label_on_colour_masks_is_a_classes_txt_line(tmp_path, capsys):
+    """``--ignore-label N`` on colour-coded masks: the colour of classes.txt's line N (from 0) is
+    label N, so its pixels become 255 — the same in data check, the stage's data layer and verify."""
+    from reproduce.data import make_data_source
+    from reproduce.data.folder import DATA_LAYER, data_layer_params, read_label
+
+    dataset = make_folder_dataset(tmp_path / "colour", "colour", n=6, n_val=1)
+    path = dataset / "labels" / "img000.png"
+    colours = tuple(c for _, c in FOLDER_CLASSES)
+    plain = read_label(path, colours)
+    assert (plain != 255).all() and set(np.unique(plain).tolist()) >= {0}
+    ignored = read_label(path, colours, ignore_label=0)            # "background 0 0 0" is line 0
+    assert np.array_equal(ignored == 255, plain == 0) and np.array_equal(ignored[plain != 0], plain[plain != 0])
+    assert np.array_equal(read_label(path, colours, ignore_label=9), plain)   # no such line: nothing ignored
+
+    report = check_folder(dataset, ignore_label=0)                # data check: background not counted
+    assert report.ok and report.pixels["train"][0] == 0 and report.pixels["train"][1:].sum() > 0
+    assert check_folder(dataset).pixels["train"][0] > 0
+    assert main(["data", "check", "--dataset", str(dataset), "--ignore-label", "0"]) == 0
+    out = capsys.readouterr().out
+    assert "ignore label 0" in out and "never in the training labels: background" in out
+
+    description = describe_folder(dataset, ignore_label=0, split_dir=tmp_path / "splits")
+    assert description.num_classes == K                            # the line still counts in K
+    source = make_data_source(*DATA_LAYER, data_layer_params(description, "val"))   # stage, verify
+    sample_id = source.dataset.ids[0]
+    _, label = source.dataset[0]
+    expected = read_label(dataset / "labels" / f"{sample_id}.png", colours, ignore_label=0)
+    assert np.array_equal(label[0], expected) and (label == 255).any()

@@ -44,13 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                           "are the missing-data mask, as in Gupta's saveHHA (default: the depth's zeros)")
     hha.add_argument("--jobs", type=int, default=1, metavar="N", help="worker processes (default 1)")
     check = sub.add_parser("check", help="count what is there and name what is missing")
-    check.add_argument("names", nargs="*", metavar="NAME", help="datasets to check (default: all)")
+    check.add_argument("names", nargs="*", metavar="NAME",
+                       help="datasets to check (default: all): sbd, voc2011, nyud, siftflow, pascalcontext, "
+                            "or a dataset as its description names it (voc: sbd and voc2011)")
     check.add_argument("--dir", type=Path, default=Path("data"), help="data directory (default: data)")
     check.add_argument("--dataset", type=Path, metavar="DIR",
                        help="check your own dataset folder instead (images/ + labels/, or VOC-style; "
                             "see README 'Your own data'): every problem, then counts and class frequencies")
     check.add_argument("--num-classes", type=int, help="--dataset without classes.txt: K (default: read off the labels)")
-    check.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
+    check.add_argument("--ignore-label", type=int, default=255,
+                       help="--dataset: the label to ignore (default 255; colour masks: the colour of "
+                            "classes.txt's line N, from 0)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -59,7 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check" and args.dataset is not None:
         return _check_folder(args)
     if args.action == "check":
-        releases = fetch.select(args.names) if args.names else list(fetch.datasets().values())
+        from reproduce.data.description import fetch_names
+
+        releases = fetch.select(fetch_names(args.names)) if args.names else list(fetch.datasets().values())
         return _check(releases, args.dir)
     if args.action == "hha":
         nyud = fetch.select(["nyud"])

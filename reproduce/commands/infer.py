@@ -95,7 +95,7 @@ def _preprocessing(args: argparse.Namespace):
 
     if args.prototxt is not None:   # a deploy prototxt of the release: VOC mean, "score" blob
         return INFER_MEAN_BGR, "score"
-    from reproduce.models import MODELS, dataset_of
+    from reproduce.models import MODELS
 
     if args.net not in MODELS:
         raise UserError(f"unknown --net {args.net!r} (choose from {', '.join(MODELS)})")
@@ -104,8 +104,9 @@ def _preprocessing(args: argparse.Namespace):
         raise UserError(f"--net {args.net} takes {', '.join(m.modalities or m.inputs)}, not an RGB image: "
                         f"run its deploy net with `python -m reproduce forward --prototxt "
                         f"prototxt_ref/{m.folder}/deploy.prototxt` and .npy inputs")
-    dataset = dataset_of(args.net)
-    return (INFER_MEAN_BGR if m.dataset == "voc" else dataset.mean_bgr), m.heads[0].score
+    from reproduce.data.description import release_description
+
+    return release_description(m.dataset).deploy_mean(), m.heads[0].score
 
 
 def _build(args: argparse.Namespace):

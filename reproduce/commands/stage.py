@@ -42,7 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "'Your own data'): K-class scores, its train/val splits, iterations scaled "
                              "to its size (VOC nets)")
     parser.add_argument("--ignore-label", type=int, default=255,
-                        help="--dataset: the label value to ignore (default 255)")
+                        help="--dataset: the label value to ignore (default 255; colour masks: the colour "
+                             "of classes.txt's line N, from 0)")
     parser.add_argument("--runs", type=Path, default=Path("runs"), help="runs folder (the stage writes <runs>/<model>/)")
     parser.add_argument("--widths", default="full", choices=["full", "tiny"], help="layer widths")
     parser.add_argument("--num-classes", type=int, default=None, help="classes (default: the release's)")

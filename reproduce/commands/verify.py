@@ -61,7 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dataset", type=Path, metavar="DIR",
                         help="score the stages trained on your own dataset (stage --dataset DIR) on its val "
                              "split: per-class IU with its class names, a confusion-matrix PNG, no PASS/FAIL")
-    parser.add_argument("--ignore-label", type=int, default=255, help="--dataset: the label to ignore (default 255)")
+    parser.add_argument("--ignore-label", type=int, default=255,
+                        help="--dataset: the label to ignore (default 255; colour masks: the colour of "
+                             "classes.txt's line N, from 0)")
     add_quiet(parser)
 
 

@@ -14,7 +14,7 @@ from typing import Iterable
 import numpy as np
 
 from .errors import DatasetError, SampleError
-from .preprocess import read_split
+from .preprocess import load_caffe_image, load_caffe_image_deferred, read_split
 
 
 class SplitDataset:
@@ -23,6 +23,9 @@ class SplitDataset:
     dataset_name = "segmentation"
     tops: tuple[str, ...] = ("data", "label")
     layout = ""
+    # DataLoader workers set it (reproduce.data.torch_loader): 8-bit RGB images come back as
+    # ``DeferredImage`` (uint8 + the mean's table), preprocessed by the consumer, exactly
+    defer_images = False
 
     def __init__(self, root: str | Path, split: str, check_files: bool = True):
         self.root = Path(root)
@@ -53,6 +56,13 @@ class SplitDataset:
         raise NotImplementedError
 
     # -- shared -----------------------------------------------------------------------------
+    def caffe_image(self, path: Path, mean):
+        """The reference ``load_image`` of ``path`` (``load_caffe_image``), or with
+        ``defer_images`` its ``DeferredImage`` where it has one."""
+        if self.defer_images:
+            return load_caffe_image_deferred(path, mean)
+        return load_caffe_image(path, mean)
+
     def check_files(self) -> None:
         """Raise ``DatasetError`` naming the first missing file of any sample of the split."""
         missing = [path for sample_id in self.ids for path in self.sample_paths(sample_id)

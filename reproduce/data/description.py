@@ -11,11 +11,16 @@ describe_folder``, ``--dataset DIR``). Imports no torch.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Callable
+
+from reproduce.evaluation.infer import INFER_MEAN_BGR
 
 from .nyud import NYUD_MEAN_BGR
 from .pascalcontext import CONTEXT_MEAN_BGR
 from .siftflow import SIFTFLOW_MEAN_BGR
+from .stage_data import VOC_STAGE_DATA, ReleaseStageData
 from .voc import VOC_CLASSES, VOC_MEAN_BGR
 
 IGNORE_LABEL = 255
@@ -42,7 +47,11 @@ class DatasetDescription:
     are RGB pictures whose colours are the classes (else class-index PNGs); ``metric``: what the
     papers score it by (``mean_iu``, ``mean_iu_present``, ``overall_acc``); ``published``:
     whether there are published numbers to judge a run against (a user's data has none);
-    ``root``: the dataset's folder, where it is one.
+    ``root``: the dataset's folder, where it is one; ``fetch``: the ``data fetch``/``data check``
+    names of the release archives that hold it; ``reader``: how a stage reads it, a factory
+    called with the description (``reproduce.data.stage_data``; ``stage_data()``);
+    ``deploy_mean_bgr``: the mean the release's deployment script subtracts where it is not
+    the data layer's (VOC's ``infer.py``, written with more digits); ``deploy_mean()``.
     """
 
     name: str
@@ -59,6 +68,9 @@ class DatasetDescription:
     label_colours: bool = False
     root: Path | None = None
     split_files: dict = field(default_factory=dict, compare=False)
+    fetch: tuple[str, ...] = ()
+    reader: Callable | None = field(default=None, compare=False, repr=False)
+    deploy_mean_bgr: tuple[float, float, float] | None = None
 
     def __post_init__(self):
         if not self.colours:
@@ -70,6 +82,17 @@ class DatasetDescription:
     @property
     def num_classes(self) -> int:
         return len(self.classes)
+
+    def deploy_mean(self) -> tuple[float, float, float]:
+        """The BGR mean ``infer`` subtracts from a picture for a net trained on this dataset."""
+        return self.deploy_mean_bgr or self.mean_bgr
+
+    def stage_data(self):
+        """What ``stage`` asks about this dataset: its folders, its check, its data layers
+        (``reproduce.data.stage_data``)."""
+        if self.reader is None:
+            raise ValueError(f"dataset {self.name}: no stage reads it")
+        return self.reader(self)
 
     def palette(self) -> list[int]:
         """A flat 256-entry ``[r, g, b, …]`` palette: the classes' colours, then VOC's (the
@@ -109,18 +132,35 @@ _NYUD_MEAN = tuple(float(v) for v in NYUD_MEAN_BGR)
 _SIFTFLOW_MEAN = tuple(float(v) for v in SIFTFLOW_MEAN_BGR)
 _CONTEXT_MEAN = tuple(float(v) for v in CONTEXT_MEAN_BGR)
 
+_RELEASE = ReleaseStageData
+_VOC = partial(ReleaseStageData, **VOC_STAGE_DATA)
+
 RELEASE_DATASETS: dict[str, DatasetDescription] = {d.name: d for d in (
     DatasetDescription("voc", "PASCAL VOC (trained on SBD train, scored on VOC2011 seg11valid)",
-                       "sbd+voc", ("train", "seg11valid"), tuple(VOC_CLASSES)),
+                       "sbd+voc", ("train", "seg11valid"), tuple(VOC_CLASSES), fetch=("sbd", "voc2011"),
+                       reader=_VOC, deploy_mean_bgr=INFER_MEAN_BGR),
     DatasetDescription("nyud", "NYUDv2 (Gupta et al.'s 40 classes)", "nyud", ("trainval", "test"),
-                       NYUD_CLASSES, ignore_label=IGNORE_LABEL, mean_bgr=_NYUD_MEAN),
+                       NYUD_CLASSES, ignore_label=IGNORE_LABEL, mean_bgr=_NYUD_MEAN, fetch=("nyud",),
+                       reader=_RELEASE),
     DatasetDescription("siftflow", "SIFT Flow (33 semantic classes)", "siftflow", ("trainval", "test"),
-                       SIFTFLOW_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="mean_iu_present"),
+                       SIFTFLOW_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="mean_iu_present",
+                       fetch=("siftflow",), reader=_RELEASE),
     DatasetDescription("siftflow-geo", "SIFT Flow (3 geometric classes)", "siftflow", ("trainval", "test"),
-                       SIFTFLOW_GEOMETRIC_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="overall_acc"),
+                       SIFTFLOW_GEOMETRIC_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="overall_acc",
+                       fetch=("siftflow",), reader=_RELEASE),
     DatasetDescription("pascalcontext", "PASCAL-Context (59 classes and background)", "pascalcontext",
-                       ("train", "val"), PASCALCONTEXT_CLASSES, mean_bgr=_CONTEXT_MEAN),
+                       ("train", "val"), PASCALCONTEXT_CLASSES, mean_bgr=_CONTEXT_MEAN, fetch=("pascalcontext",),
+                       reader=_RELEASE),
 )}
+
+
+def fetch_names(names) -> list[str]:
+    """``data fetch``/``data check`` names, a dataset description's name standing for the
+    archives that hold it (``voc`` → ``sbd``, ``voc2011``); other names are kept as given."""
+    found = []
+    for name in names:
+        found.extend(RELEASE_DATASETS[name].fetch if name in RELEASE_DATASETS else (name,))
+    return list(dict.fromkeys(found))
 
 
 def release_description(model_dataset: str, head: int = 0) -> DatasetDescription:

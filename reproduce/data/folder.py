@@ -14,7 +14,9 @@ maps its colours to classes (an unknown colour is an error naming the file and t
 of classes and its colours the palette of every picture. Without it the classes are
 ``class_0 … class_{K-1}``, K read off the labels (largest label + 1) unless given, with the
 VOC palette. The ignore label (default 255) is mapped to 255, the ignore label of the nets'
-loss and of score.py's histogram.
+loss and of score.py's histogram; in a colour-coded mask the colour of ``classes.txt``'s line
+N (from 0) is label N, so ``--ignore-label N`` ignores that line's colour (its pixels become
+255; the line still counts in K, as an ignored index does).
 
 Without split lists, the split is deterministic: the ids sorted, shuffled by a generator
 seeded with 1337, the first 10 % (at least one image) for validation — the same on every rerun
@@ -28,7 +30,7 @@ preprocessing (RGB → BGR float32 minus the mean, C×H×W; the label 1×H×W ui
 from __future__ import annotations
 
 import random
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -37,7 +39,8 @@ from PIL import Image
 from .base import SplitDataset
 from .description import IGNORE_LABEL, DatasetDescription, voc_colours
 from .errors import DatasetError
-from .preprocess import check_same_size, load_caffe_image, read_split
+from .preprocess import check_same_size, read_split
+from .stage_data import DataUnavailable
 
 FOLDER, VOC_STYLE = "folder", "voc-style"
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -192,7 +195,7 @@ def describe_folder(root: str | Path, *, num_classes: int | None = None, ignore_
         name=root.name, title=f"your dataset {root} ({layout} layout)", layout=layout, splits=SPLITS,
         classes=names, colours=colours or voc_colours(len(names)), ignore_label=int(ignore_label),
         mean_bgr=tuple(float(v) for v in (mean_bgr or VOC_MEAN_BGR)), published=False,
-        label_colours=colours is not None, root=root, split_files=split_files)
+        label_colours=colours is not None, root=root, split_files=split_files, reader=FolderStageData)
 
 
 def _split_files(files: FolderFiles, split_dir, log) -> dict[str, Path | list[str]]:
@@ -261,7 +264,10 @@ def read_label(path: Path, colours=None, ignore_label: int = IGNORE_LABEL) -> np
     """A label file as an H×W uint8 class map, the ignore label as 255.
 
     ``L``/``P``: the indices; ``RGB``/``RGBA``: each colour looked up in ``colours`` (an
-    unknown colour is a ``ValueError`` naming the file, the colour and a pixel having it).
+    unknown colour is a ``ValueError`` naming the file, the colour and a pixel having it), the
+    colour of ``classes.txt``'s line N (counted from 0) being class N. Then ``ignore_label``
+    means the same for both: class N = ``ignore_label`` becomes 255 (a colour-coded mask's
+    ``void 0 0 0`` line N is ignored with ``--ignore-label N``; it stays a line of K).
     """
     with Image.open(path) as image:
         mode = image.mode
@@ -272,7 +278,6 @@ def read_label(path: Path, colours=None, ignore_label: int = IGNORE_LABEL) -> np
                 raise ValueError(f"{path}: a colour-coded ({mode}) label, but classes.txt gives no "
                                  f"colours (`name R G B` a line)")
             label = colour_label(np.array(image.convert("RGB"), dtype=np.uint8), colours, path)
-            return label
         else:
             raise ValueError(f"{path}: label mode {mode}; expected a class-index PNG (L or P) or RGB")
     if ignore_label != IGNORE_LABEL:
@@ -329,7 +334,7 @@ class FolderSegmentation(SplitDataset):
 
     def load(self, sample_id: str) -> tuple[np.ndarray, np.ndarray]:
         image_path, label_path = self.sample_paths(sample_id)
-        image = load_caffe_image(image_path, self.mean)
+        image = self.caffe_image(image_path, self.mean)
         label = read_label(label_path, self.colours, self.ignore_label)
         check_same_size(image, image_path, label, label_path)
         bad = label[(label >= self.num_classes) & (label != IGNORE_LABEL)]
@@ -347,3 +352,48 @@ def data_layer_params(description: DatasetDescription, split: str, seed: int = S
     return {"dataset_dir": str(description.root), "split": split, "split_file": str(Path(source).resolve()),
             "seed": seed, "mean": tuple(description.mean_bgr), "num_classes": description.num_classes,
             "ignore_label": description.ignore_label}
+
+
+@dataclass(frozen=True)
+class FolderStageData:
+    """A user's folder as a stage reads it: ``train`` to train on, ``val`` for the seg_tests
+    (the whole split each time), the data layer ``folder_layers.FolderSegDataLayer``."""
+
+    description: DatasetDescription = field(repr=False)
+
+    _ROLES = {"train": "train", "test": "val"}
+
+    def directories(self, opts) -> dict[str, Path]:
+        return {"dataset_dir": Path(self.description.root)}
+
+    def check(self, opts) -> None:
+        """Both splits build (split lists, every file present)."""
+        from reproduce.data import DatasetError, make_data_source
+
+        for split in ("train", "val"):
+            try:
+                make_data_source(*DATA_LAYER, data_layer_params(self.description, split))
+            except (DatasetError, OSError) as err:
+                raise DataUnavailable(f"{split} data: {str(err).splitlines()[0]} — `python -m reproduce data "
+                                      f"check --dataset {opts.dataset}` lists every problem") from None
+
+    def point(self, net, opts, role: str):
+        """``net`` with its reference data layer replaced by the folder's, its seed kept."""
+        from reproduce.data import parse_param_str
+
+        net = net.copy()
+        for layer in net.layer:
+            if layer.type == "Python" and not layer.bottom:
+                seed = parse_param_str(layer.python_param.param_str, layer.name).get("seed")
+                layer.python_param.module, layer.python_param.layer = DATA_LAYER
+                layer.python_param.param_str = repr(data_layer_params(self.description, self._ROLES[role],
+                                                                      seed=seed))
+                return net
+        raise DataUnavailable(f"net {net.name!r} has no data layer to read {opts.dataset}")
+
+    def test_iter(self, opts) -> int | None:
+        return len(split_ids(self.description, "val"))
+
+    def config(self, opts) -> dict:
+        return {"data_dirs": {"dataset_dir": str(self.description.root)},
+                "dataset": str(self.description.root), "ignore_label": self.description.ignore_label}

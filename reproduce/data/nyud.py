@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import load_caffe_image, open_image_array, read_mat_variable
+from .preprocess import open_image_array, read_mat_variable
 
 from .fetch import Archive, DatasetRelease, Derived, SplitCount, release_file
 
@@ -76,7 +76,7 @@ class NYUDSegmentation(SplitDataset):
     def load_top(self, top: str, sample_id: str) -> np.ndarray:
         path = self.path(top, sample_id)
         if top == "color":
-            return load_caffe_image(path, NYUD_MEAN_BGR)
+            return self.caffe_image(path, NYUD_MEAN_BGR)
         if top == "label":
             label = read_mat_variable(path, "segmentation", "an NYUDv2 label").astype(np.uint8)
             label -= 1  # classes 0–39; void (0) wraps around to 255

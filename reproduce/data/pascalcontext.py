@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import check_same_size, load_caffe_image, read_mat_variable
+from .preprocess import check_same_size, read_mat_variable
 
 from .fetch import Archive, DatasetRelease, SplitCount
 from .voc import TORCHVISION_VOC, VOC_HF_MIRROR
@@ -110,6 +110,6 @@ class PASCALContextSegmentation(SplitDataset):
         return label[np.newaxis, ...]
 
     def load(self, sample_id: str):
-        image, label = load_caffe_image(self.image_path(sample_id), CONTEXT_MEAN_BGR), self.load_label(sample_id)
+        image, label = self.caffe_image(self.image_path(sample_id), CONTEXT_MEAN_BGR), self.load_label(sample_id)
         check_same_size(image, self.image_path(sample_id), label, self.label_path(sample_id))
         return image, label

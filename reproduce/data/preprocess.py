@@ -92,6 +92,40 @@ def _lookup_bgr(rgb: np.ndarray, table: np.ndarray) -> np.ndarray:
     return out
 
 
+class DeferredImage:
+    """An 8-bit RGB image whose reference preprocessing is left to its consumer.
+
+    What a DataLoader worker hands over instead of the 3×H×W float32 array (a quarter of the
+    bytes): ``rgb``, the decoded H×W×3 uint8 picture, and ``table``, the 3×256 float32 table of
+    the reference's own ``v - mean`` per BGR channel (``_mean_table``). ``finish()`` (or
+    ``reproduce.data.torch_loader.caffe_image`` on a device) gives exactly the array
+    ``load_caffe_image`` gives; ``shape`` is that array's, for the datasets' size checks.
+    """
+
+    __slots__ = ("rgb", "table")
+
+    def __init__(self, rgb: np.ndarray, table: np.ndarray):
+        self.rgb, self.table = rgb, table
+
+    @property
+    def shape(self) -> tuple[int, int, int]:
+        return (3, *self.rgb.shape[:2])
+
+    def finish(self) -> np.ndarray:
+        return _lookup_bgr(self.rgb, self.table)
+
+
+def load_caffe_image_deferred(path: str | Path, mean):
+    """``load_caffe_image``'s result, deferred (a ``DeferredImage``) where it takes the table
+    lookup — an 8-bit RGB image and a mean of one or three values — else the array itself."""
+    with Image.open(path) as image:
+        if image.mode == "RGB":
+            table = _mean_table(mean)
+            if table is not None:
+                return DeferredImage(np.array(image), table)   # writable: torch takes it as is
+    return load_caffe_image(path, mean)
+
+
 def with_channel_axis(label: np.ndarray, path: str | Path) -> np.ndarray:
     """A 2-D label map as ``1 × H × W`` (the leading axis the loss layer needs)."""
     if label.ndim != 2:

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import check_same_size, load_caffe_image, read_mat_variable, with_channel_axis
+from .preprocess import check_same_size, read_mat_variable, with_channel_axis
 
 from .fetch import Archive, DatasetRelease, SplitCount, release_file
 
@@ -70,7 +70,7 @@ class SIFTFlowSegmentation(SplitDataset):
         return with_channel_axis(label, path).copy()
 
     def load(self, sample_id: str):
-        image = load_caffe_image(self.image_path(sample_id), SIFTFLOW_MEAN_BGR)
+        image = self.caffe_image(self.image_path(sample_id), SIFTFLOW_MEAN_BGR)
         semantic = self.load_label(sample_id, "semantic")
         geometric = self.load_label(sample_id, "geometric")
         check_same_size(image, self.image_path(sample_id), semantic, self.label_path(sample_id, "semantic"))

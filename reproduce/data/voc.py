@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from .base import SplitDataset
-from .preprocess import (check_same_size, load_caffe_image, open_image_array, read_mat_variable,
+from .preprocess import (check_same_size, open_image_array, read_mat_variable,
                          with_channel_axis)
 
 from .fetch import Archive, DatasetRelease, SplitCount, release_file
@@ -87,7 +87,7 @@ class VOCSegmentation(SplitDataset):
         return (self.image_path(sample_id), self.label_path(sample_id))
 
     def load_image(self, sample_id: str) -> np.ndarray:
-        return load_caffe_image(self.image_path(sample_id), self.mean)
+        return self.caffe_image(self.image_path(sample_id), self.mean)
 
     def load_label(self, sample_id: str) -> np.ndarray:
         path = self.label_path(sample_id)

@@ -310,10 +310,11 @@ def release_validation_set(stage: str, data_dir: str | os.PathLike):
 
 def _fetch_command(stage: str, data_dir) -> str:
     """The ``data fetch`` command that gets ``stage``'s dataset into ``data_dir``."""
-    from reproduce.models.build import dataset_of
+    from reproduce.data.description import release_description
+    from reproduce.models.build import model
 
-    dataset = dataset_of(stage)
-    return f"python -m reproduce data fetch {' '.join(dataset.fetch) or dataset.key} --dir {data_dir}"
+    description = release_description(model(stage).dataset)
+    return f"python -m reproduce data fetch {' '.join(description.fetch) or description.name} --dir {data_dir}"
 
 
 def _context(stage: str, metric: str, head_index: int, n_heads: int) -> str:

@@ -80,9 +80,8 @@ class DatasetNets:
     ``data_layer(model, split)``: the reference data layer of that split; ``solver``: the
     SolverParameter fields every net of the dataset has (a value of ``None`` leaves the field
     out); ``test_interval``: how many iterations each ``solver.step`` of its ``solve.py`` runs
-    between ``seg_tests``; ``fetch``: the ``python -m reproduce data fetch`` names that get the
-    data (``make data DATASETS=…``); ``mean_bgr``: the BGR mean its data layer subtracts from
-    an RGB image (what ``infer`` subtracts too).
+    between ``seg_tests``. The dataset's own facts (classes, mean, the ``data fetch`` names
+    that get it, how a stage reads it) are its description's, ``reproduce.data.description``.
     """
 
     key: str
@@ -90,8 +89,6 @@ class DatasetNets:
     data_layer: Callable[["FCNModel", str], DataLayer]
     solver: Mapping[str, Any]
     test_interval: int
-    fetch: tuple[str, ...] = ()
-    mean_bgr: tuple[float, ...] = ()
 
     @property
     def all_splits(self) -> tuple[str, str, str]:

@@ -20,8 +20,6 @@ color and HHA nets, each into its suffixed stream.
 """
 from __future__ import annotations
 
-from reproduce.data.nyud import NYUD_MEAN_BGR
-
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 NUM_CLASSES = 40
@@ -37,9 +35,7 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("nyud_layers", "NYUDSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("nyud",),
-                      mean_bgr=tuple(float(v) for v in NYUD_MEAN_BGR))
+DATASET = DatasetNets("nyud", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000)
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="nyud", heads=_HEADS, **m) for m in (

@@ -12,8 +12,6 @@ Splits ``train`` (4,998 images) and ``val`` (5,105) of
 """
 from __future__ import annotations
 
-from reproduce.data.pascalcontext import CONTEXT_MEAN_BGR
-
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 NUM_CLASSES = 60  # 59 classes and background
@@ -28,9 +26,7 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("pascalcontext_layers", "PASCALContextSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000,
-                      fetch=("pascalcontext",),
-                      mean_bgr=tuple(float(v) for v in CONTEXT_MEAN_BGR))
+DATASET = DatasetNets("pascalcontext", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=8000)
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="pascalcontext", heads=_HEADS, data_root="../../data",

@@ -14,8 +14,6 @@ result and 8s the 16s result.
 """
 from __future__ import annotations
 
-from reproduce.data.siftflow import SIFTFLOW_MEAN_BGR
-
 from .description import SEED, DataLayer, DatasetNets, FCNModel, Head, release_solver
 
 SEMANTIC_CLASSES = 33
@@ -30,9 +28,7 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("siftflow_layers", "SIFTFlowSegDataLayer", repr(params))
 
 
-DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000,
-                      fetch=("siftflow",),
-                      mean_bgr=tuple(float(v) for v in SIFTFLOW_MEAN_BGR))
+DATASET = DatasetNets("siftflow", ("trainval", "test"), data_layer, SOLVER_COMMON, test_interval=2000)
 
 # the papers score the semantic head over the classes present in the 200 test images and the
 # geometric head by pixel accuracy (CVPR 2015 Table 5; see reproduce.evaluation.score)

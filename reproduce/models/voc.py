@@ -60,9 +60,7 @@ def data_layer(m: FCNModel, split: str) -> DataLayer:
     return DataLayer("voc_layers", layer, repr(params))
 
 
-DATASET = DatasetNets("voc", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=4000,
-                      fetch=("sbd", "voc2011"),
-                      mean_bgr=tuple(float(v) for v in VOC_MEAN_BGR))
+DATASET = DatasetNets("voc", ("train", "val"), data_layer, SOLVER_COMMON, test_interval=4000)
 
 _HEADS = (Head(NUM_CLASSES),)
 MODELS = tuple(FCNModel(dataset="voc", heads=_HEADS, folder=f"voc-{m['name']}", **m) for m in (

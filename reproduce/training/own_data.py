@@ -4,7 +4,8 @@ What changes against the release's stage, and nothing else:
 
 * the data layers read the user's folder (``folder_layers.FolderSegDataLayer``, the reference
   preprocessing and sample order; ``reproduce.data.folder``), ``train`` for training and
-  ``val`` for the seg_tests, the default split written to ``<runs>/splits/``;
+  ``val`` for the seg_tests, the default split written to ``<runs>/splits/`` — as its
+  description says (``reproduce.data.stage_data.FolderStageData``, what the stage asks);
 * the score layers have K outputs (zero-initialised, as the release's), the upsampling
   deconvolutions K channels (bilinear and fixed, as the release's);
 * iterations: the release's number of passes over its data (FCN-32s: 100,000 iterations of one
@@ -25,7 +26,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Callable
 
-from reproduce.caffe.schema import Message
 
 RELEASE_TRAIN_IMAGES = 8498   # SBD train, what every VOC solver's max_iter is over
 
@@ -88,36 +88,6 @@ def dataset_description(opts):
         resolve(opts, log=lambda line: None)
         found = opts._own_dataset
     return found
-
-
-def data_layers(net: Message, opts, split: str) -> Message:
-    """``net`` with its reference data layer replaced by the user's dataset's, split ``split``."""
-    from reproduce.data.folder import DATA_LAYER, data_layer_params
-    from reproduce.data import parse_param_str
-
-    net = net.copy()
-    description = dataset_description(opts)
-    for layer in net.layer:
-        if layer.type == "Python" and not layer.bottom:
-            seed = parse_param_str(layer.python_param.param_str, layer.name).get("seed")
-            layer.python_param.module, layer.python_param.layer = DATA_LAYER
-            layer.python_param.param_str = repr(data_layer_params(description, split, seed=seed))
-            return net
-    raise OwnDataError(f"net {net.name!r} has no data layer to read {opts.dataset}")
-
-
-def check(opts) -> None:
-    """Both splits of the user's dataset build (split lists, every file present)."""
-    from reproduce.data import DatasetError, make_data_source
-    from reproduce.data.folder import DATA_LAYER, data_layer_params
-
-    description = dataset_description(opts)
-    for split in ("train", "val"):
-        try:
-            make_data_source(*DATA_LAYER, data_layer_params(description, split))
-        except (DatasetError, OSError) as err:
-            raise OwnDataError(f"{split} data: {str(err).splitlines()[0]} — `python -m reproduce data "
-                               f"check --dataset {opts.dataset}` lists every problem") from None
 
 
 def is_fcn(weights) -> bool:

@@ -16,12 +16,11 @@ from typing import Callable, Mapping
 
 from reproduce.caffe.files import atomic_output
 from reproduce.caffe.schema import Message
+from reproduce.data.stage_data import SBD_URL, VOC_URL, DataUnavailable  # noqa: F401  (URLs re-exported)
 from reproduce.training import ablations
 
 DEFAULT_INTERVAL = 4000
 DEFAULT_SEED = 1337
-SBD_URL = "http://www.eecs.berkeley.edu/Research/Projects/CS/vision/grouping/semantic_contours/benchmark.tgz"
-VOC_URL = "http://host.robots.ox.ac.uk/pascal/VOC/voc2011/"
 
 
 class StageError(Exception):
@@ -99,6 +98,18 @@ class StageOptions:
     def description(self):
         return STAGES[self.model]
 
+    @property
+    def data(self):
+        """What the stage's dataset says about reading it (``reproduce.data.stage_data``): the
+        user's folder with ``dataset``, else the release dataset of the net's description."""
+        if self.dataset is not None:
+            from reproduce.training.own_data import dataset_description
+
+            return dataset_description(self).stage_data()
+        from reproduce.data.description import release_description
+
+        return release_description(self.description.dataset).stage_data()
+
     def init_files(self) -> dict[str, Path]:
         """``{stream: weights}`` for late fusion, else ``{"": init}``."""
         m = self.description
@@ -115,19 +126,10 @@ class StageOptions:
 
 def data_dirs(opts: StageOptions) -> dict[str, Path]:
     """``{data layer parameter: absolute folder}`` of the stage's data layers (``sbdd_dir``,
-    ``voc_dir``, ``nyud_dir``, ``siftflow_dir``, ``context_dir``): the release's relative
-    paths (``../data/nyud``) re-rooted in ``opts.data_dir``, with the VOC overrides."""
-    from reproduce.models.build import data_directories
-
-    if opts.dataset is not None:
-        return {"dataset_dir": Path(opts.dataset).resolve()}
-    m = opts.description
-    dirs = data_directories(opts.model, opts.data_dir)
-    if m.dataset == "voc":
-        for key, value in (("sbdd_dir", opts.sbd_dir), ("voc_dir", opts.voc_dir)):
-            if value is not None:
-                dirs[key] = Path(value).resolve()
-    return dirs
+    ``voc_dir``, ``nyud_dir``, ``siftflow_dir``, ``context_dir``; ``dataset_dir``), as the
+    dataset's description says: the release's relative paths (``../data/nyud``) re-rooted in
+    ``opts.data_dir``, with the VOC overrides; the user's folder."""
+    return opts.data.directories(opts)
 
 
 def split_files(model: str) -> tuple[str, str]:
@@ -145,17 +147,10 @@ def split_files(model: str) -> tuple[str, str]:
 def check_inputs(opts: StageOptions) -> None:
     """Fail early, in one line, on a missing dataset or init weights file."""
     m = opts.description
-    if opts.dataset is not None:
-        from reproduce.training import own_data
-
-        try:
-            own_data.check(opts)
-        except own_data.OwnDataError as err:
-            raise StageError(str(err)) from None
-    elif m.dataset == "voc":
-        _check_voc(data_dirs(opts), opts.train_set)
-    else:
-        _check_dataset(opts)
+    try:
+        opts.data.check(opts)
+    except DataUnavailable as err:
+        raise StageError(str(err)) from None
     for stream, init in opts.init_files().items():
         if init.is_file():
             continue
@@ -170,51 +165,6 @@ def check_inputs(opts: StageOptions) -> None:
                          f"(`make weights`, see weights/README.md)")
     if not opts.init_files():
         raise StageError(f"stage {opts.model} needs --init (the weights it starts from)")
-
-
-def _check_voc(dirs: dict[str, Path], train_set: str = "sbd") -> None:
-    voc_train = dirs["voc_dir"] / "ImageSets" / "Segmentation" / "train.txt"
-    if train_set == "voc2011" and not voc_train.is_file():
-        raise StageError(f"PASCAL VOC training data not found: {voc_train} does not exist — "
-                         f"`make data DATASETS=voc2011` downloads VOC2011 ({VOC_URL}); else pass "
-                         f"--voc-dir (VOC_DIR=…)")
-    sbd_split = dirs["sbdd_dir"] / "train.txt"
-    if train_set == "sbd" and not sbd_split.is_file():
-        raise StageError(f"SBD training data not found: {sbd_split} does not exist — `make data` "
-                         f"downloads SBD ({SBD_URL}); else pass its dataset/ folder as --sbd-dir "
-                         f"(SBD_DIR=…), or run `make demo` for generated data")
-    voc_split = dirs["voc_dir"] / "ImageSets" / "Segmentation" / "seg11valid.txt"
-    if not voc_split.is_file():
-        raise StageError(f"PASCAL VOC validation data not found: {voc_split} does not exist — "
-                         f"`make data` downloads VOC2011 ({VOC_URL}) and the reference "
-                         f"seg11valid.txt; else pass --voc-dir (VOC_DIR=…)")
-
-
-def _check_dataset(opts: StageOptions) -> None:
-    """The stage's data layers' datasets exist (their split lists and files), or one line
-    naming what is missing and the command that fetches it."""
-    from reproduce.data import DatasetError
-    from reproduce.models import dataset_of
-
-    dataset = dataset_of(opts.model)
-    dirs = data_dirs(opts)
-    for split in dataset.splits:
-        layer = dataset.data_layer(opts.description, split)
-        try:
-            _data_source(layer, dirs)
-        except (DatasetError, OSError) as err:
-            problem = str(err).splitlines()[0]
-            raise StageError(f"{opts.model} {split} data: {problem} — `make data DATASETS="
-                             f"\"{' '.join(dataset.fetch)}\" DATA_DIR={opts.data_dir}` fetches it "
-                             f"(or pass --data-dir)") from None
-
-
-def _data_source(layer, dirs: dict[str, Path]):
-    from reproduce.data import make_data_source, parse_param_str
-
-    params = parse_param_str(layer.param_str, layer.layer)
-    return make_data_source(layer.module, layer.layer, params,
-                            root_override={k: v for k, v in dirs.items() if k in params})
 
 
 def resolve_device(device: str, local_rank: int = 0):
@@ -237,34 +187,14 @@ def resolve_device(device: str, local_rank: int = 0):
 
 
 def point_data_layer(net: Message, directory: Path | Mapping[str, Path], seed_offset: int = 0) -> Message:
-    """The net with its Python data layer reading ``directory`` (absolute) and seed + offset.
+    """The net with its Python data layer reading ``directory`` (absolute) and seed + offset
+    (``reproduce.data.stage_data.point_data_layer``; a net without one is a ``StageError``)."""
+    from reproduce.data.stage_data import point_data_layer as point
 
-    ``directory`` replaces the layer's main folder parameter (``sbdd_dir``, ``voc_dir``,
-    ``nyud_dir``…); a mapping ``{parameter: folder}`` replaces each parameter it names that
-    the layer has (PASCAL-Context's ``voc_dir`` and ``context_dir``).
-    """
-    from reproduce.data import DATA_LAYERS, parse_param_str
-
-    net = net.copy()
-    found = False
-    for layer in net.layer:
-        if layer.type != "Python" or layer.bottom:
-            continue
-        key = (layer.python_param.module, layer.python_param.layer)
-        if key not in DATA_LAYERS:
-            continue
-        params = parse_param_str(layer.python_param.param_str, layer.name)
-        if isinstance(directory, Mapping):
-            params.update({k: str(Path(v).resolve()) for k, v in directory.items() if k in params})
-        else:
-            params[DATA_LAYERS[key][1]] = str(Path(directory).resolve())
-        if seed_offset and params.get("seed") is not None:
-            params["seed"] = int(params["seed"]) + seed_offset
-        layer.python_param.param_str = repr(params)
-        found = True
-    if not found:
-        raise StageError(f"net {net.name!r} has no reference Python data layer to point at {directory}")
-    return net
+    try:
+        return point(net, directory, seed_offset)
+    except DataUnavailable as err:
+        raise StageError(str(err)) from None
 
 
 def stage_solver(opts: StageOptions) -> Message:
@@ -288,11 +218,9 @@ def stage_solver(opts: StageOptions) -> Message:
     solver.snapshot = int(opts.snapshot)
     solver.snapshot_prefix = "snapshot/train"
     solver.random_seed = int(opts.seed)
-    if opts.dataset is not None:   # seg_tests score the whole val split
-        from reproduce.data.folder import split_ids
-        from reproduce.training.own_data import dataset_description
-
-        solver.test_iter[:] = [len(split_ids(dataset_description(opts), "val"))]
+    test_iter = opts.data.test_iter(opts)   # a user's folder: seg_tests score the whole val split
+    if test_iter is not None:
+        solver.test_iter[:] = [test_iter]
     # the reference's own value: the solver builds the test net but never runs it itself;
     # seg_tests run every opts.test_interval iterations from here, as solve.py's loop does
     solver.test_interval = 999999999
@@ -308,18 +236,17 @@ def write_prototxts(opts: StageOptions) -> dict[str, Path]:
 
     run_dir = opts.run_dir
     run_dir.mkdir(parents=True, exist_ok=True)
-    dirs = data_dirs(opts)
+    data = opts.data
     nets = {}
     for file, split in zip(split_files(opts.model), splits(opts.model)):
         net = net_param(opts.model, split, opts.num_classes, opts.widths)
-        if opts.dataset is not None:
-            from reproduce.training.own_data import data_layers
-
-            nets[file] = data_layers(net, opts, "train" if split == splits(opts.model)[0] else "val")
-            continue
-        if opts.train_set == "voc2011" and split == splits(opts.model)[0]:
+        role = "train" if split == splits(opts.model)[0] else "test"
+        if opts.train_set == "voc2011" and role == "train":   # ablations.check: VOC nets only
             net = ablations.voc2011_training(net, f"{opts.description.data_root}/pascal/VOC2011")
-        nets[file] = point_data_layer(net, dirs)
+        try:
+            nets[file] = data.point(net, opts, role)
+        except DataUnavailable as err:
+            raise StageError(str(err)) from None
     nets = ablations.transform_nets(nets, opts, split_files(opts.model)[0])
     texts = {file: emit(net) for file, net in nets.items()}
     texts["solver.prototxt"] = emit(stage_solver(opts))
@@ -448,18 +375,12 @@ def write_json(path: Path, data: dict) -> None:
 
 def stage_config(opts: StageOptions, world_size: int) -> dict:
     """What must not change between a stage's run and its resumption."""
-    dirs = data_dirs(opts)
-    voc = ({k: str(dirs.pop(k)) for k in ("sbdd_dir", "voc_dir")}
-           if opts.description.dataset == "voc" and opts.dataset is None else {})
     inits = {k or "init": str(v.resolve()) for k, v in opts.init_files().items()}
     return {"model": opts.model, **inits,
-            **({"sbd_dir": voc["sbdd_dir"], "voc_dir": voc["voc_dir"]} if voc else {}),
-            **({"data_dirs": {k: str(v) for k, v in sorted(dirs.items())}} if dirs else {}),
+            **opts.data.config(opts),   # the dataset's folders (and a user's folder and ignore label)
             "widths": opts.widths, "num_classes": opts.num_classes, "base_lr": opts.base_lr,
             "test_interval": opts.test_interval, "snapshot": opts.snapshot, "seed": opts.seed,
             "world_size": world_size,
-            **({"dataset": str(Path(opts.dataset).resolve()), "ignore_label": opts.ignore_label}
-               if opts.dataset is not None else {}),
             **ablations.recorded(opts)}   # each only when on: older runs resume as before
 
 
