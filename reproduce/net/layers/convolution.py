@@ -34,6 +34,12 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
+# In inference the GEMM runs as (pixels × K)·(K × out) in MKL, whose sgemm reaches about
+# 75 GFLOP/s a core on the AVX-512 EPYC against oneDNN's ~130 for fc6's direct convolution:
+# it wins only while oneDNN's fixed cost (the 411 MB weight reordered every call) dominates,
+# up to about 14×14 outputs (fc6 alone, 1 and 2 threads: GEMM 318 vs 456 ms at 10×10, 726
+# vs 672 ms at 16×16; BENCHMARKS.md, "Small inputs")
+GEMM_MAX_OUTPUT_PIXELS_INFERENCE = 196
 # The constant band's cost model (``band_pays``), from single-layer timings on the 2-core
 # AVX-512 host (BENCHMARKS.md, "Small inputs"): each extra operator the banded path runs
 # costs about this much, and a direct convolution multiplies at about
@@ -231,10 +237,16 @@ class Convolution(_ConvolutionBase):
 
         That is FCN's fc6 (7×7×512 per output, 16×16 outputs at 500×500) and fc7: MKL's GEMM
         is faster there and sums in an order closer to Caffe's (fc6 off float64 by 5e-7 of
-        its range, against 5e-6 for the direct convolution).
+        its range, against 5e-6 for the direct convolution). In inference the limit is lower
+        (``GEMM_MAX_OUTPUT_PIXELS_INFERENCE``): past ~14×14 outputs oneDNN's direct
+        convolution is the faster there.
         """
         if (self.num_spatial != 2 or self.group != 1 or not self.weight.is_contiguous()
                 or x.device.type != "cpu"):
             return False
         out_pixels = math.prod(self.output_shape(tuple(x.shape))[2:])
-        return out_pixels <= GEMM_MAX_OUTPUT_PIXELS and self.weight[0].numel() >= GEMM_MIN_REDUCTION
+        training = torch.is_grad_enabled() and (
+            x.requires_grad or self.weight.requires_grad
+            or (self.bias_term and self.bias.requires_grad))  # conv2d_as_gemm's two layouts
+        limit = GEMM_MAX_OUTPUT_PIXELS if training else GEMM_MAX_OUTPUT_PIXELS_INFERENCE
+        return out_pixels <= limit and self.weight[0].numel() >= GEMM_MIN_REDUCTION
