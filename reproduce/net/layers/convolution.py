@@ -40,29 +40,52 @@ GEMM_MIN_REDUCTION = 4096
 # up to about 14×14 outputs (fc6 alone, 1 and 2 threads: GEMM 318 vs 456 ms at 10×10, 726
 # vs 672 ms at 16×16; BENCHMARKS.md, "Small inputs")
 GEMM_MAX_OUTPUT_PIXELS_INFERENCE = 196
-# The constant band's cost model (``band_pays``), from single-layer timings on the 2-core
-# AVX-512 host (BENCHMARKS.md, "Small inputs"): each extra operator the banded path runs
-# costs about this much, and a direct convolution multiplies at about
-# ``min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL · min(in, out channels))`` GFLOP/s
-# (narrow layers run far below the machine's peak).
+# The constant band's cost model (``band_pays``), fitted to single-layer timings, banded
+# against dense, on the 2-core AVX-512 host (one thread, CPU time; BENCHMARKS.md, "Small
+# inputs"). A direct convolution multiplies at about
+# ``min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL · √(in · out channels))`` GFLOP/s
+# (narrow layers run far below the machine's peak); the banded path convolves each explicit
+# window over its input window, halo included (thin ring strips run at the rate of that
+# area, not of their outputs), and pays per extra operator, per pixel of the band it fills,
+# and per pixel it copies (input windows out, window outputs in: channels-last copies cost
+# per pixel more than per channel, and on 4–16 channels copying a pixel costs about as
+# much as convolving it).
 BANDED_CALL_COST_S = 10e-6
+BANDED_FILL_COST_S = 2e-9
+BANDED_COPY_COST_S = 10e-9
 BANDED_GFLOPS_PER_CHANNEL = 6.0
-BANDED_MAX_GFLOPS = 100.0
+BANDED_MAX_GFLOPS = 180.0
+# False: no model, the band's sub-windows wherever ``BANDED_MAX_EXPLICIT_FRACTION`` allows
+# (the tests run that path on toy sizes, where it never pays)
+BANDED_COST_MODEL = True
 
 
-def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int) -> bool:
-    """Whether convolving only the explicit part of a banded output is worth its extra
-    operators here: the band's share of the multiplications, at the modelled rate, against
-    the window copies, window convolutions, patch convolution and fills it adds. Decided once
-    per layer and input shape (``Convolution`` keeps the answer), never per pass."""
+def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int,
+              extent: tuple[int, int] = (3, 3), stride: tuple[int, int] = (1, 1)) -> bool:
+    """Whether convolving only the explicit part of a banded output beats convolving it all:
+    the modelled time of the dense convolution against the explicit windows' convolutions
+    (over their input windows), the window copies, the band's fills and the extra operators
+    (module constants). Decided once per layer and input shape (``Convolution`` keeps the
+    answer), never per pass."""
     if plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION:
         return False
+    if not BANDED_COST_MODEL:
+        return True
     out = plan.out
+    rate = 1e9 * min(BANDED_MAX_GFLOPS,
+                     BANDED_GFLOPS_PER_CHANNEL * math.sqrt(in_channels * out_channels))
+    per_pixel = 2.0 * in_channels * out_channels * kernel_numel / rate
+    dense = out.h.size * out.w.size * per_pixel
+    (eh, ew), (sh, sw) = extent, stride
+    windows = explicit = 0
+    for y0, y1, x0, x1 in out.explicit_rects():
+        windows += ((y1 - y0 - 1) * sh + eh) * ((x1 - x0 - 1) * sw + ew)
+        explicit += (y1 - y0) * (x1 - x0)
     band_pixels = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in out.band_rects())
-    flops = 2.0 * band_pixels * in_channels * out_channels * kernel_numel
-    rate = 1e9 * min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL * min(in_channels, out_channels))
     extra_calls = 3 * len(out.explicit_rects()) + 3 + len(out.band_rects())
-    return flops / rate > extra_calls * BANDED_CALL_COST_S
+    banded = (windows / (sh * sw) * per_pixel + extra_calls * BANDED_CALL_COST_S
+              + band_pixels * BANDED_FILL_COST_S + (windows + explicit) * BANDED_COPY_COST_S)
+    return banded < dense
 
 
 def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -221,7 +244,7 @@ class Convolution(_ConvolutionBase):
         if plan is None:
             return None, False
         return plan, band_pays(plan, self.channels // self.group, self.num_output,
-                               math.prod(g.kernel))
+                               math.prod(g.kernel), g.extent, g.stride)
 
     def forward(self, *bottoms):
         g = self.geometry
