@@ -53,7 +53,6 @@ def assert_params_equal(net: Net, expected: dict[str, list[np.ndarray]]) -> None
 def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
     if layout == "all_gemm":  # every one-group convolution through im2col + GEMM
         monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS", 10**9)
-        monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS_INFERENCE", 10**9)
         monkeypatch.setattr(convolution, "GEMM_MIN_REDUCTION", 1)
         monkeypatch.setattr(convolution, "conv_band", lambda *args: None)
     if layout == "every_band":  # the band's sub-windows wherever it has one, paying or not

@@ -220,7 +220,6 @@ def test_opencv_agrees_on_the_same_weights_on_every_convolution_path(tmp_path, m
              "channels last": scores(channels_last=True)}
     assert band_calls, "the constant band is taken in FCN-GoogLeNet (pad 100)"
     monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS", 10**9)  # every convolution as GEMM
-    monkeypatch.setattr(convolution, "GEMM_MAX_OUTPUT_PIXELS_INFERENCE", 10**9)
     monkeypatch.setattr(convolution, "GEMM_MIN_REDUCTION", 1)
     paths["im2col + GEMM, no band"] = scores(band=False, channels_last=False)
     assert gemm_calls, "the GEMM path was taken"

@@ -34,12 +34,6 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
-# In inference the GEMM runs as (pixels × K)·(K × out) in MKL, whose sgemm reaches about
-# 75 GFLOP/s a core on the AVX-512 EPYC against oneDNN's ~130 for fc6's direct convolution:
-# it wins only while oneDNN's fixed cost (the 411 MB weight reordered every call) dominates,
-# up to about 14×14 outputs (fc6 alone, 1 and 2 threads: GEMM 318 vs 456 ms at 10×10, 726
-# vs 672 ms at 16×16; BENCHMARKS.md, "Small inputs")
-GEMM_MAX_OUTPUT_PIXELS_INFERENCE = 196
 # The constant band's cost model (``band_pays``), fitted to single-layer timings, banded
 # against dense, on the 2-core AVX-512 host (one thread, CPU time; BENCHMARKS.md, "Small
 # inputs"). A direct convolution multiplies at about
@@ -88,6 +82,24 @@ def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int,
     return banded < dense
 
 
+# oneDNN's inner product (what torch.compile's CPU backend calls for a linear layer): on the
+# AVX-512 EPYC it multiplies fc6's (pixels × 25088)·(25088 × 4096) 2.2–2.9× faster than
+# MKL's sgemm, which runs a slower code path on AMD (1 and 2 threads, 9 to 400 pixels:
+# 2 threads, 9 pixels 17 vs 51 ms, 256 pixels 155 vs 374 ms; BENCHMARKS.md, "Small inputs")
+_ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+                  if torch.backends.mkldnn.is_available() else None)
+
+
+def _rows_product(columns: torch.Tensor, matrix: torch.Tensor,
+                  bias: torch.Tensor | None) -> torch.Tensor:
+    """``columns.t() · matrix.t() + bias``, (pixels × out), without autograd (inference)."""
+    if (_ONEDNN_LINEAR is not None and columns.device.type == "cpu"
+            and columns.dtype == matrix.dtype == torch.float32 and matrix.is_contiguous()):
+        return _ONEDNN_LINEAR(columns.t(), matrix, bias, "none", [], "")
+    return (torch.addmm(bias, columns.t(), matrix.t()) if bias is not None
+            else columns.t() @ matrix.t())
+
+
 def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                    g: ConvGeometry) -> torch.Tensor:
     """A 2-d convolution (one group) as Caffe computes it: im2col, then one GEMM per image."""
@@ -105,10 +117,8 @@ def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                    else matrix @ columns[i] for i in range(n)]
     else:
         # inference: the product with the outputs as rows, (pixels × K)·(K × out), the same
-        # sums; MKL streams fc6's 411 MB weight once per pass this way, 2.5× faster than
-        # (out × K)·(K × pixels) at a 64×80 input's 3×3 outputs, level at 500×500's 16×16
-        outputs = [(torch.addmm(bias, columns[i].t(), matrix.t()) if bias is not None
-                    else columns[i].t() @ matrix.t()).t() for i in range(n)]
+        # sums, in oneDNN's inner product where torch has it (module docstring)
+        outputs = [_rows_product(columns[i], matrix, bias).t() for i in range(n)]
     out = outputs[0].unsqueeze(0) if n == 1 else torch.stack(outputs)
     return out.reshape(n, weight.shape[0], out_h, out_w).contiguous()
 
@@ -260,16 +270,11 @@ class Convolution(_ConvolutionBase):
 
         That is FCN's fc6 (7×7×512 per output, 16×16 outputs at 500×500) and fc7: MKL's GEMM
         is faster there and sums in an order closer to Caffe's (fc6 off float64 by 5e-7 of
-        its range, against 5e-6 for the direct convolution). In inference the limit is lower
-        (``GEMM_MAX_OUTPUT_PIXELS_INFERENCE``): past ~14×14 outputs oneDNN's direct
-        convolution is the faster there.
+        its range, against 5e-6 for the direct convolution). In inference the product is
+        oneDNN's inner product (``conv2d_as_gemm``).
         """
         if (self.num_spatial != 2 or self.group != 1 or not self.weight.is_contiguous()
                 or x.device.type != "cpu"):
             return False
         out_pixels = math.prod(self.output_shape(tuple(x.shape))[2:])
-        training = torch.is_grad_enabled() and (
-            x.requires_grad or self.weight.requires_grad
-            or (self.bias_term and self.bias.requires_grad))  # conv2d_as_gemm's two layouts
-        limit = GEMM_MAX_OUTPUT_PIXELS if training else GEMM_MAX_OUTPUT_PIXELS_INFERENCE
-        return out_pixels <= limit and self.weight[0].numel() >= GEMM_MIN_REDUCTION
+        return out_pixels <= GEMM_MAX_OUTPUT_PIXELS and self.weight[0].numel() >= GEMM_MIN_REDUCTION
