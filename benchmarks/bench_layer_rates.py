@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import statistics
 import sys
 import time
@@ -44,16 +43,6 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
-
-
-def _macs(layer, bottom_shape) -> int:
-    """Caffe's multiply-adds for a Convolution/Deconvolution on a bottom of this shape."""
-    top = layer.output_shape(tuple(bottom_shape))
-    kernel = math.prod(layer.geometry.kernel)
-    per_group_in = layer.channels // layer.group
-    if layer.transposed:  # every input pixel scatters through every (in, out) filter
-        return math.prod(bottom_shape[2:]) * layer.channels * (layer.num_output // layer.group) * kernel
-    return math.prod(top[2:]) * layer.num_output * per_group_in * kernel
 
 
 def _computed_fraction(layer, bottom_shape) -> float:
@@ -140,7 +129,7 @@ def run(widths: str, height: int, width: int, threads: int, repeat: int) -> dict
                 start = timer()
                 call()
                 alone.append(timer() - start)
-            macs = _macs(layer, bottom)
+            macs = layer.multiply_adds(bottom)
             fraction = _computed_fraction(layer, bottom)
             t_ours, t_alone = statistics.median(ours[name]), statistics.median(alone)
             t_plain = statistics.median(mine[name]) if name in mine else None

@@ -196,6 +196,15 @@ class _ConvolutionBase(CaffeLayer):
     def output_shape(self, shape: Shape) -> Shape:
         raise NotImplementedError
 
+    def multiply_adds(self, shape: Shape) -> int:
+        """Caffe's multiply-adds on a bottom of this shape (every output, every filter)."""
+        kernel = math.prod(self.geometry.kernel)
+        if self.transposed:  # every input pixel scatters through every filter
+            return (shape[0] * math.prod(shape[2:]) * self.channels
+                    * (self.num_output // self.group) * kernel)
+        return (shape[0] * math.prod(self.output_shape(shape)[2:]) * self.num_output
+                * (self.channels // self.group) * kernel)
+
     def extra_repr(self):
         g = self.geometry
         return (f"{super().extra_repr()}, {self.channels}->{self.num_output}, kernel={g.kernel}, "
