@@ -14,7 +14,12 @@ Method
   caffemodel we write; ``onnxruntime`` — the CPU provider on our own ``reproduce.export.to_onnx``
   export (dynamic H×W, all graph optimizations).
 * Threads: ``--threads`` (2) everywhere — ``torch.set_num_threads``, ``cv2.setNumThreads``,
-  onnxruntime ``intra_op_num_threads`` with one inter-op thread.
+  onnxruntime ``intra_op_num_threads`` with one inter-op thread. onnxruntime's workers do
+  not spin-wait between passes (``session.intra_op.allow_spinning = 0``; ``--ort-spinning``
+  keeps its default): a spinning worker holds a core after its own pass returns, and the
+  runtime that runs next in the round pays for it (2 threads under SCHED_FIFO, tiny 64×80:
+  our pass 32.9 ms beside a spinning onnxruntime session, 4.7 ms beside one that does not
+  spin — BENCHMARKS.md, "Two threads, wall time").
 * Per size: each runtime runs warm-up passes (its first pass at a new size plans, allocates
   and tunes), then ``repeat`` rounds; each round runs every runtime once, in an order rotated
   round by round, so that passes compared are seconds apart on a machine whose load drifts.
@@ -69,7 +74,8 @@ def build(widths: str):
     return net
 
 
-def load_runtimes(widths: str, threads: int, scratch: Path, names) -> dict:
+def load_runtimes(widths: str, threads: int, scratch: Path, names,
+                  ort_spinning: bool = False) -> dict:
     import torch
 
     from reproduce.caffe import emit, write_caffemodel
@@ -116,6 +122,8 @@ def load_runtimes(widths: str, threads: int, scratch: Path, names) -> dict:
         export.to_onnx(net, scratch / "fcn8s.onnx")
         options = ort.SessionOptions()
         options.intra_op_num_threads, options.inter_op_num_threads = threads, 1
+        if not ort_spinning:  # see the module docstring
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         session = ort.InferenceSession(str(scratch / "fcn8s.onnx"), options,
                                        providers=["CPUExecutionProvider"])
 
@@ -125,13 +133,14 @@ def load_runtimes(widths: str, threads: int, scratch: Path, names) -> dict:
     return runs
 
 
-def sweep(widths: str, sizes, threads: int, budget: float, names, clock: str = "wall") -> dict:
+def sweep(widths: str, sizes, threads: int, budget: float, names, clock: str = "wall",
+          ort_spinning: bool = False) -> dict:
     import numpy as np
     import torch
 
     timer = time.thread_time if clock == "cpu" else time.perf_counter
     with tempfile.TemporaryDirectory() as tmp:
-        runs = load_runtimes(widths, threads, Path(tmp), names)
+        runs = load_runtimes(widths, threads, Path(tmp), names, ort_spinning)
         order = [n for n in RUNTIMES if n in runs]
         results = []
         for height, width in sizes:
@@ -172,7 +181,8 @@ def sweep(widths: str, sizes, threads: int, budget: float, names, clock: str = "
                   + ("  | peer/ours " + " ".join(f"{n} {v['median']:.2f}"
                                                for n, v in row.get("ratio_vs_ours", {}).items())),
                   file=sys.stderr, flush=True)
-        return {"widths": widths, "threads": threads, "clock": clock, "sizes": results}
+        return {"widths": widths, "threads": threads, "clock": clock,
+                "ort_spinning": ort_spinning, "sizes": results}
 
 
 def plot(summary: dict, path: Path) -> None:
@@ -224,6 +234,8 @@ def main() -> int:
                         help="seconds of timed passes per runtime and size (default 3, quick 1)")
     parser.add_argument("--clock", choices=("wall", "cpu"), default="wall",
                         help="cpu: the calling thread's CPU time (needs --threads 1)")
+    parser.add_argument("--ort-spinning", action="store_true",
+                        help="leave onnxruntime's workers spinning between passes (its default)")
     parser.add_argument("--json", type=Path, help="write the results here")
     parser.add_argument("--plot", type=Path, help="write the cost curves here (PNG)")
     parser.add_argument("--from-json", type=Path, nargs="+", metavar="JSON",
@@ -250,7 +262,8 @@ def main() -> int:
             sizes = [tuple(int(v) for v in s.split("x")) for s in args.sizes.split(",")]
         else:
             sizes = (QUICK_SIZES if args.quick else SIZES)[widths]
-        print(json.dumps(sweep(widths, sizes, args.threads, budget, names, args.clock)))
+        print(json.dumps(sweep(widths, sizes, args.threads, budget, names, args.clock,
+                               args.ort_spinning)))
         return 0
     import torch
 
@@ -265,6 +278,8 @@ def main() -> int:
                    "--budget", str(budget), "--runtimes", args.runtimes, "--clock", args.clock]
         if args.quick:
             command.append("--quick")
+        if args.ort_spinning:
+            command.append("--ort-spinning")
         if args.sizes:
             command += ["--sizes", args.sizes]
         out = subprocess.run(command, stdout=subprocess.PIPE, text=True)

@@ -153,7 +153,7 @@ def test_net_blobs_and_gradients_agree_with_and_without_the_band(max_explicit_fr
     from reproduce.net.layers import convolution
 
     monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", max_explicit_fraction)
-    monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)  # the band wherever allowed
+    monkeypatch.setattr(convolution, "BANDED_COST_MODEL", False)  # the band wherever allowed
     generator = torch.Generator().manual_seed(3)
     net = Net(parse(BANDED_NET), phase="train", generator=generator)
     data = torch.randn(2, 3, 13, 11, generator=generator) * 4
@@ -182,7 +182,7 @@ def test_the_band_path_is_taken_in_fcn_like_nets(monkeypatch):
     original = convolution.banded_conv2d
     monkeypatch.setattr(convolution, "banded_conv2d",
                         lambda *a, **k: calls.append(a[4]) or original(*a, **k))
-    monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)  # toy sizes: pays at any cost
+    monkeypatch.setattr(convolution, "BANDED_COST_MODEL", False)  # toy sizes: pays at any cost
     net = Net(parse(BANDED_NET), phase="test")
     with torch.no_grad():
         net.forward(data=torch.randn(2, 3, 13, 11), label=torch.zeros(2, 1, 5, 5))
@@ -226,6 +226,29 @@ def test_band_cost_model(channels, side, pays):
     plan = conv_band(Band(axis, axis), (side, side), (side, side), (3, 3), (1, 1), (1, 1))
     assert plan is not None
     assert band_pays(plan, channels, channels, 9) is pays
+
+
+def test_band_decisions_on_the_tiny_fcn8s():
+    """The cost model on FCN-8s's real plans at the golden fixtures' widths (measured per
+    layer, BENCHMARKS.md "Small inputs"): the band pays on conv1 at 64×80, where 91% of the
+    outputs are band, and not on conv2 (8 channels: copying a pixel costs about as much as
+    convolving it) nor, at 224×224, anywhere (70% band there)."""
+    from reproduce.models import net_param
+
+    def decisions(height, width):
+        net = Net(net_param("fcn8s", "deploy", num_classes=21, widths="tiny"), phase="test")
+        with torch.no_grad():
+            net.forward(data=torch.zeros(1, 3, height, width))
+        found = {}
+        for name in ("conv1_1", "conv1_2", "conv2_1", "conv2_2", "conv3_1"):
+            (plan, banded), = net.layer(name)._band_plans.values()
+            assert plan is not None  # every one of them has a band to skip
+            found[name] = banded
+        return found
+
+    assert decisions(64, 80) == {"conv1_1": True, "conv1_2": True, "conv2_1": False,
+                                 "conv2_2": False, "conv3_1": False}
+    assert not any(decisions(224, 224).values())
 
 
 @pytest.mark.parametrize("seed", range(12))

@@ -31,7 +31,7 @@ LOSS_TOLERANCE = 1e-4
 @pytest.mark.parametrize("name", VOC_NETS)
 def test_loss_and_gradients_match_caffe(golden, name, band, monkeypatch):
     if band == "every_band":  # the band's sub-windows wherever it has one, paying or not
-        monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)
+        monkeypatch.setattr(convolution, "BANDED_COST_MODEL", False)
         monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", 1.0)
     folder = golden / name
     net = Net(folder / "train.prototxt", folder / "weights.caffemodel", phase="train")

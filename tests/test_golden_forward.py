@@ -56,7 +56,7 @@ def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
         monkeypatch.setattr(convolution, "GEMM_MIN_REDUCTION", 1)
         monkeypatch.setattr(convolution, "conv_band", lambda *args: None)
     if layout == "every_band":  # the band's sub-windows wherever it has one, paying or not
-        monkeypatch.setattr(convolution, "BANDED_CALL_COST_S", 0.0)
+        monkeypatch.setattr(convolution, "BANDED_COST_MODEL", False)
         monkeypatch.setattr(convolution, "BANDED_MAX_EXPLICIT_FRACTION", 1.0)
     folder = golden / name
     net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")

@@ -57,6 +57,7 @@ from reproduce.caffe.schema import Message
 from .layers import CaffeLayer, blob_attribute, layer_class
 from .layers.input import DataProvider
 from .plain import exporting, plain, plain_ops
+from .threads import threads_for_pass
 from .state_rules import filter_layers, net_state
 
 Shape = tuple[int, ...]
@@ -143,6 +144,7 @@ class Net(nn.Module):
         self._set("keep_blobs", True)
         self._set("_channels_last", None)  # None: NHWC activations for inference only
         self._set("_constant_band", True)
+        self._set("_pass_macs", {})  # input shapes -> the pass's multiply-adds (threads)
         kept = filter_layers(param, state)
         self._build(kept, state.phase, dict(input_shapes or {}), generator)
         embedded = _embedded_blobs(kept)
@@ -437,22 +439,33 @@ class Net(nn.Module):
         release = not self.keep_blobs
         bands: dict[str, Any] = {}
         banded = self._constant_band and device.type == "cpu"  # plain operators elsewhere
-        for step in self._plan:
-            args = [blobs[b].detach() if cut else blobs[b] for b, cut in zip(step.bottoms, step.cut)]
-            try:
-                if banded:
-                    tops, top_bands = step.layer.forward_banded(
-                        args, [bands.get(b) for b in step.bottoms])
-                    bands.update(zip(step.tops, top_bands))
-                else:
-                    tops = step.layer(*args)
-            except RuntimeError as err:  # torch's refusal, e.g. an input with other channels
-                raise self._layer_failure(step, args, inputs, err) from err
-            for top, value in zip(step.tops, tops):
-                blobs[top] = value
-            if release:
-                for name in step.release:
-                    blobs.pop(name, None)
+        shapes = tuple(tuple(blobs[name].shape) for name in self.inputs)
+        macs = self._pass_macs.get(shapes)
+        counted = 0
+        with threads_for_pass(macs, device):  # one thread for a small pass (net.threads)
+            for step in self._plan:
+                args = [blobs[b].detach() if cut else blobs[b]
+                        for b, cut in zip(step.bottoms, step.cut)]
+                if macs is None and hasattr(step.layer, "multiply_adds"):
+                    counted += sum(step.layer.multiply_adds(tuple(a.shape)) for a in args)
+                try:
+                    if banded:
+                        tops, top_bands = step.layer.forward_banded(
+                            args, [bands.get(b) for b in step.bottoms])
+                        bands.update(zip(step.tops, top_bands))
+                    else:
+                        tops = step.layer(*args)
+                except RuntimeError as err:  # torch's refusal, e.g. an input with other channels
+                    raise self._layer_failure(step, args, inputs, err) from err
+                for top, value in zip(step.tops, tops):
+                    blobs[top] = value
+                if release:
+                    for name in step.release:
+                        blobs.pop(name, None)
+        if macs is None:
+            if len(self._pass_macs) >= 64:  # a net fed ever new sizes: keep the newest
+                self._pass_macs.pop(next(iter(self._pass_macs)))
+            self._pass_macs[shapes] = counted
         self._set("blobs", OrderedDict((name, blobs[name]) for name in self.blob_shapes
                                        if name in blobs and not name.startswith("(")))
         self._set("loss", self._loss(blobs, device))

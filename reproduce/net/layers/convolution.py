@@ -34,29 +34,70 @@ _CONV_TRANSPOSE = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_trans
 BANDED_MAX_EXPLICIT_FRACTION = 0.75
 GEMM_MAX_OUTPUT_PIXELS = 1024
 GEMM_MIN_REDUCTION = 4096
-# The constant band's cost model (``band_pays``), from single-layer timings on the 2-core
-# AVX-512 host (BENCHMARKS.md, "Small inputs"): each extra operator the banded path runs
-# costs about this much, and a direct convolution multiplies at about
-# ``min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL · min(in, out channels))`` GFLOP/s
-# (narrow layers run far below the machine's peak).
+# The constant band's cost model (``band_pays``), fitted to single-layer timings, banded
+# against dense, on the 2-core AVX-512 host (one thread, CPU time; BENCHMARKS.md, "Small
+# inputs"). A direct convolution multiplies at about
+# ``min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL · √(in · out channels))`` GFLOP/s
+# (narrow layers run far below the machine's peak); the banded path convolves each explicit
+# window over its input window, halo included (thin ring strips run at the rate of that
+# area, not of their outputs), and pays per extra operator, per pixel of the band it fills,
+# and per pixel it copies (input windows out, window outputs in: channels-last copies cost
+# per pixel more than per channel, and on 4–16 channels copying a pixel costs about as
+# much as convolving it).
 BANDED_CALL_COST_S = 10e-6
+BANDED_FILL_COST_S = 2e-9
+BANDED_COPY_COST_S = 10e-9
 BANDED_GFLOPS_PER_CHANNEL = 6.0
-BANDED_MAX_GFLOPS = 100.0
+BANDED_MAX_GFLOPS = 180.0
+# False: no model, the band's sub-windows wherever ``BANDED_MAX_EXPLICIT_FRACTION`` allows
+# (the tests run that path on toy sizes, where it never pays)
+BANDED_COST_MODEL = True
 
 
-def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int) -> bool:
-    """Whether convolving only the explicit part of a banded output is worth its extra
-    operators here: the band's share of the multiplications, at the modelled rate, against
-    the window copies, window convolutions, patch convolution and fills it adds. Decided once
-    per layer and input shape (``Convolution`` keeps the answer), never per pass."""
+def band_pays(plan, in_channels: int, out_channels: int, kernel_numel: int,
+              extent: tuple[int, int] = (3, 3), stride: tuple[int, int] = (1, 1)) -> bool:
+    """Whether convolving only the explicit part of a banded output beats convolving it all:
+    the modelled time of the dense convolution against the explicit windows' convolutions
+    (over their input windows), the window copies, the band's fills and the extra operators
+    (module constants). Decided once per layer and input shape (``Convolution`` keeps the
+    answer), never per pass."""
     if plan.explicit_fraction > BANDED_MAX_EXPLICIT_FRACTION:
         return False
+    if not BANDED_COST_MODEL:
+        return True
     out = plan.out
+    rate = 1e9 * min(BANDED_MAX_GFLOPS,
+                     BANDED_GFLOPS_PER_CHANNEL * math.sqrt(in_channels * out_channels))
+    per_pixel = 2.0 * in_channels * out_channels * kernel_numel / rate
+    dense = out.h.size * out.w.size * per_pixel
+    (eh, ew), (sh, sw) = extent, stride
+    windows = explicit = 0
+    for y0, y1, x0, x1 in out.explicit_rects():
+        windows += ((y1 - y0 - 1) * sh + eh) * ((x1 - x0 - 1) * sw + ew)
+        explicit += (y1 - y0) * (x1 - x0)
     band_pixels = sum((y1 - y0) * (x1 - x0) for y0, y1, x0, x1 in out.band_rects())
-    flops = 2.0 * band_pixels * in_channels * out_channels * kernel_numel
-    rate = 1e9 * min(BANDED_MAX_GFLOPS, BANDED_GFLOPS_PER_CHANNEL * min(in_channels, out_channels))
     extra_calls = 3 * len(out.explicit_rects()) + 3 + len(out.band_rects())
-    return flops / rate > extra_calls * BANDED_CALL_COST_S
+    banded = (windows / (sh * sw) * per_pixel + extra_calls * BANDED_CALL_COST_S
+              + band_pixels * BANDED_FILL_COST_S + (windows + explicit) * BANDED_COPY_COST_S)
+    return banded < dense
+
+
+# oneDNN's inner product (what torch.compile's CPU backend calls for a linear layer): on the
+# AVX-512 EPYC it multiplies fc6's (pixels × 25088)·(25088 × 4096) 2.2–2.9× faster than
+# MKL's sgemm, which runs a slower code path on AMD (1 and 2 threads, 9 to 400 pixels:
+# 2 threads, 9 pixels 17 vs 51 ms, 256 pixels 155 vs 374 ms; BENCHMARKS.md, "Small inputs")
+_ONEDNN_LINEAR = (getattr(torch.ops.mkldnn, "_linear_pointwise", None)
+                  if torch.backends.mkldnn.is_available() else None)
+
+
+def _rows_product(columns: torch.Tensor, matrix: torch.Tensor,
+                  bias: torch.Tensor | None) -> torch.Tensor:
+    """``columns.t() · matrix.t() + bias``, (pixels × out), without autograd (inference)."""
+    if (_ONEDNN_LINEAR is not None and columns.device.type == "cpu"
+            and columns.dtype == matrix.dtype == torch.float32 and matrix.is_contiguous()):
+        return _ONEDNN_LINEAR(columns.t(), matrix, bias, "none", [], "")
+    return (torch.addmm(bias, columns.t(), matrix.t()) if bias is not None
+            else columns.t() @ matrix.t())
 
 
 def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
@@ -76,10 +117,8 @@ def conv2d_as_gemm(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | N
                    else matrix @ columns[i] for i in range(n)]
     else:
         # inference: the product with the outputs as rows, (pixels × K)·(K × out), the same
-        # sums; MKL streams fc6's 411 MB weight once per pass this way, 2.5× faster than
-        # (out × K)·(K × pixels) at a 64×80 input's 3×3 outputs, level at 500×500's 16×16
-        outputs = [(torch.addmm(bias, columns[i].t(), matrix.t()) if bias is not None
-                    else columns[i].t() @ matrix.t()).t() for i in range(n)]
+        # sums, in oneDNN's inner product where torch has it (module docstring)
+        outputs = [_rows_product(columns[i], matrix, bias).t() for i in range(n)]
     out = outputs[0].unsqueeze(0) if n == 1 else torch.stack(outputs)
     return out.reshape(n, weight.shape[0], out_h, out_w).contiguous()
 
@@ -157,6 +196,15 @@ class _ConvolutionBase(CaffeLayer):
     def output_shape(self, shape: Shape) -> Shape:
         raise NotImplementedError
 
+    def multiply_adds(self, shape: Shape) -> int:
+        """Caffe's multiply-adds on a bottom of this shape (every output, every filter)."""
+        kernel = math.prod(self.geometry.kernel)
+        if self.transposed:  # every input pixel scatters through every filter
+            return (shape[0] * math.prod(shape[2:]) * self.channels
+                    * (self.num_output // self.group) * kernel)
+        return (shape[0] * math.prod(self.output_shape(shape)[2:]) * self.num_output
+                * (self.channels // self.group) * kernel)
+
     def extra_repr(self):
         g = self.geometry
         return (f"{super().extra_repr()}, {self.channels}->{self.num_output}, kernel={g.kernel}, "
@@ -215,7 +263,7 @@ class Convolution(_ConvolutionBase):
         if plan is None:
             return None, False
         return plan, band_pays(plan, self.channels // self.group, self.num_output,
-                               math.prod(g.kernel))
+                               math.prod(g.kernel), g.extent, g.stride)
 
     def forward(self, *bottoms):
         g = self.geometry
@@ -231,7 +279,8 @@ class Convolution(_ConvolutionBase):
 
         That is FCN's fc6 (7×7×512 per output, 16×16 outputs at 500×500) and fc7: MKL's GEMM
         is faster there and sums in an order closer to Caffe's (fc6 off float64 by 5e-7 of
-        its range, against 5e-6 for the direct convolution).
+        its range, against 5e-6 for the direct convolution). In inference the product is
+        oneDNN's inner product (``conv2d_as_gemm``).
         """
         if (self.num_spatial != 2 or self.group != 1 or not self.weight.is_contiguous()
                 or x.device.type != "cpu"):
