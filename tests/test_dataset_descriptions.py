@@ -63,6 +63,8 @@ def test_fetch_names_of_the_descriptions():
         assert description.fetch and set(description.fetch) <= known, description.name
     assert D.fetch_names(["voc", "nyud", "sbd"]) == ["sbd", "voc2011", "nyud"]
     assert D.fetch_names(["siftflow", "siftflow-geo"]) == ["siftflow"]
+    # `data check` without names: every description's archives, which are every archive of the release
+    assert D.fetch_names(D.RELEASE_DATASETS) == list(fetch.datasets())
 
 
 def test_data_check_takes_a_description_name(tmp_path, capsys):
@@ -209,3 +211,33 @@ def test_verify_dataset_reads_the_folders_validation(tmp_path):
     val, problem = validation.validation_set("fcn8s", where)
     assert val is None and label.name in problem
 
+
+# -- data check asks the description --------------------------------------------------------
+def test_data_check_of_a_release_description_counts_the_archives_that_hold_it(tmp_path, capsys):
+    from reproduce.data.data_check import check_dataset
+
+    check = check_dataset(D.RELEASE_DATASETS["voc"], tmp_path)
+    assert not check.ok and check.show() == 1
+    out, err = capsys.readouterr()
+    assert "sbd: missing:" in err and "voc2011: get it with" in err and "nyud" not in err + out
+    assert [text for to_err, text in check.lines if to_err] == err.splitlines()
+    changed = dataclasses.replace(D.RELEASE_DATASETS["nyud"], fetch=("siftflow",))
+    assert {text.split(":")[0] for _, text in check_dataset(changed, tmp_path).lines} == {"siftflow"}
+
+
+def test_data_check_of_a_folder_is_its_descriptions_check(tmp_path, capsys):
+    from reproduce.cli import main
+    from reproduce.data.data_check import check_dataset
+    from reproduce.data.folder import describe_folder
+    from reproduce.data.synthetic_folder import make_folder_dataset
+
+    dataset = make_folder_dataset(tmp_path / "data", "folder", n=6, n_val=2)
+    assert main(["data", "check", "--dataset", str(dataset)]) == 0
+    printed = capsys.readouterr().out.splitlines()
+    check = check_dataset(describe_folder(dataset), shown=dataset)
+    assert check.ok and [text for _, text in check.lines] == printed
+    assert printed[-1] == f"{dataset}: no problems found"
+    # the description lays the folder out: a description with fewer classes finds labels beyond them
+    fewer = dataclasses.replace(describe_folder(dataset), classes=("a", "b"), colours=())
+    check = check_dataset(fewer)
+    assert not check.ok and any(to_err and "≥ 2 classes" in text for to_err, text in check.lines)
