@@ -3,9 +3,11 @@
 A ``DatasetDescription`` says what a segmentation dataset is, apart from any net: its layout
 (how the files lie), its (training, validation) splits, its classes (names and colours, the
 palette of every picture), the ignore label, the BGR mean its data layer subtracts, the
-metrics to report, and whether ``verify`` judges a run on it against published numbers. The release's datasets
-are described here once (``RELEASE_DATASETS``: PASCAL VOC trained on SBD, NYUDv2, SIFT Flow's
-two label sets, PASCAL-Context); a user's folder is one more (``reproduce.data.folder.
+metrics to report, whether ``verify`` judges a run on it against published numbers, and how
+``stage``, ``verify`` and ``data check`` read it (``reproduce.data.stage_data``,
+``reproduce.data.validation``, ``reproduce.data.data_check``). The release's datasets are
+described here once (``RELEASE_DATASETS``: PASCAL VOC trained on SBD, NYUDv2, SIFT Flow's two
+label sets, PASCAL-Context); a user's folder is one more (``reproduce.data.folder.
 describe_folder``, ``--dataset DIR``). Imports no torch.
 """
 from __future__ import annotations
