@@ -63,10 +63,9 @@ def run(args: argparse.Namespace) -> int:
     if args.action == "check" and args.dataset is not None:
         return _check_folder(args)
     if args.action == "check":
-        from reproduce.data.description import fetch_names
+        from reproduce.data.data_check import check_release
 
-        releases = fetch.select(fetch_names(args.names)) if args.names else list(fetch.datasets().values())
-        return _check(releases, args.dir)
+        return check_release(args.names, args.dir, live=True).show()
     if args.action == "hha":
         nyud = fetch.select(["nyud"])
         for line in fetch.make_derived(nyud[0], args.dir, progress=not args.quiet,
@@ -108,60 +107,17 @@ def _reportable(err: Exception) -> bool:
     return isinstance(err, (DataFetchError, DownloadError, OSError, ValueError))
 
 
-def _how_to_get(release, directory: Path) -> None:
-    """The command that gets what is missing — or, when an earlier fetch put files in place that
-    are not the release's, every file to delete and the command that deletes them and fetches."""
-    from reproduce.data.refetch import leftovers
-
-    found = leftovers(release, directory)
-    in_place = [a for a in release.files if a.members and all((directory / d).exists() for d in a.destinations)]
-    command = f"python -m reproduce data fetch {release.name} --dir {directory}"
-    if not in_place or not found:
-        print(f"{release.name}: get it with: {command}", file=sys.stderr)
-        return
-    names = ", ".join(a.file for a in in_place)
-    print(f"{release.name}: {names} {'is' if len(in_place) == 1 else 'are'} extracted but what is in place is not "
-          f"the release's (a wrong or incomplete archive?); fetching again changes nothing. Delete:",
-          file=sys.stderr)
-    for line in found.describe(directory):
-        print(f"{release.name}:   {line}", file=sys.stderr)
-    print(f"{release.name}: then fetch again — or do both with: {command} --refetch", file=sys.stderr)
-
-
 def _check(releases, directory: Path) -> int:
-    from reproduce.data import fetch
+    from reproduce.data.data_check import check_archives
 
-    incomplete = []
-    for release in releases:
-        report = fetch.check_dataset(release, directory)
-        for line in report.lines:
-            print(f"{release.name}: {line}")
-        if release.note:
-            print(f"{release.name}: note: {release.note}")
-        if report.missing:
-            incomplete.append(release.name)
-            for what in report.missing:
-                print(f"{release.name}: missing: {what}", file=sys.stderr)
-            _how_to_get(release, directory)
-        else:
-            print(f"{release.name}: complete")
-    return 1 if incomplete else 0
+    return check_archives(releases, directory, live=True).show()
 
 
 def _check_folder(args: argparse.Namespace) -> int:
     """``data check --dataset DIR``: every problem one line on stderr, then the counts."""
-    from reproduce.data.folder_check import check_folder
+    from reproduce.data.data_check import check_folder_dataset
 
     if args.names:
         raise SystemExit("error: data check: give release dataset names or --dataset DIR, not both")
-    report = check_folder(args.dataset, num_classes=args.num_classes, ignore_label=args.ignore_label,
-                          progress=sys.stderr.isatty())
-    for line in report.lines:
-        print(line)
-    for problem in report.problems:
-        print(f"problem: {problem}", file=sys.stderr)
-    if report.problems:
-        print(f"{len(report.problems)} problem(s) in {args.dataset}", file=sys.stderr)
-        return 1
-    print(f"{args.dataset}: no problems found")
-    return 0
+    return check_folder_dataset(args.dataset, num_classes=args.num_classes, ignore_label=args.ignore_label,
+                                progress=sys.stderr.isatty()).show()

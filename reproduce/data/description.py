@@ -3,9 +3,11 @@
 A ``DatasetDescription`` says what a segmentation dataset is, apart from any net: its layout
 (how the files lie), its (training, validation) splits, its classes (names and colours, the
 palette of every picture), the ignore label, the BGR mean its data layer subtracts, the
-metrics to report, and whether the papers published numbers for it. The release's datasets
-are described here once (``RELEASE_DATASETS``: PASCAL VOC trained on SBD, NYUDv2, SIFT Flow's
-two label sets, PASCAL-Context); a user's folder is one more (``reproduce.data.folder.
+metrics to report, whether ``verify`` judges a run on it against published numbers, and how
+``stage``, ``verify`` and ``data check`` read it (``reproduce.data.stage_data``,
+``reproduce.data.validation``, ``reproduce.data.data_check``). The release's datasets are
+described here once (``RELEASE_DATASETS``: PASCAL VOC trained on SBD, NYUDv2, SIFT Flow's two
+label sets, PASCAL-Context); a user's folder is one more (``reproduce.data.folder.
 describe_folder``, ``--dataset DIR``). Imports no torch.
 """
 from __future__ import annotations
@@ -21,6 +23,7 @@ from .nyud import NYUD_MEAN_BGR
 from .pascalcontext import CONTEXT_MEAN_BGR
 from .siftflow import SIFTFLOW_MEAN_BGR
 from .stage_data import VOC_STAGE_DATA, ReleaseStageData
+from .validation import ReleaseValidation, VOCValidation
 from .voc import VOC_CLASSES, VOC_MEAN_BGR
 
 IGNORE_LABEL = 255
@@ -46,10 +49,15 @@ class DatasetDescription:
     RGB colour a class, in the order of the net's score channels; ``label_colours``: the masks
     are RGB pictures whose colours are the classes (else class-index PNGs); ``metric``: what the
     papers score it by (``mean_iu``, ``mean_iu_present``, ``overall_acc``); ``published``:
-    whether there are published numbers to judge a run against (a user's data has none);
+    whether there are published numbers ``verify`` judges a run against, PASS/FAIL (VOC: the
+    release's seg11valid mean IU), else its rows are MEASURED (the papers' NYUDv2, SIFT Flow and
+    Context figures come from a different, non-heavy training and are shown as context only; a
+    user's data has none);
     ``root``: the dataset's folder, where it is one; ``fetch``: the ``data fetch``/``data check``
     names of the release archives that hold it; ``reader``: how a stage reads it, a factory
     called with the description (``reproduce.data.stage_data``; ``stage_data()``);
+    ``validation``: how ``verify`` scores it, a factory called with the description
+    (``reproduce.data.validation``; ``validation_data()``);
     ``deploy_mean_bgr``: the mean the release's deployment script subtracts where it is not
     the data layer's (VOC's ``infer.py``, written with more digits); ``deploy_mean()``.
     """
@@ -71,6 +79,7 @@ class DatasetDescription:
     fetch: tuple[str, ...] = ()
     reader: Callable | None = field(default=None, compare=False, repr=False)
     deploy_mean_bgr: tuple[float, float, float] | None = None
+    validation: Callable | None = field(default=None, compare=False, repr=False)
 
     def __post_init__(self):
         if not self.colours:
@@ -93,6 +102,13 @@ class DatasetDescription:
         if self.reader is None:
             raise ValueError(f"dataset {self.name}: no stage reads it")
         return self.reader(self)
+
+    def validation_data(self):
+        """What ``verify`` asks about this dataset: its validation set, the command that gets
+        it, the command that trains a stage on it (``reproduce.data.validation``)."""
+        if self.validation is None:
+            raise ValueError(f"dataset {self.name}: verify scores no net on it")
+        return self.validation(self)
 
     def palette(self) -> list[int]:
         """A flat 256-entry ``[r, g, b, …]`` palette: the classes' colours, then VOC's (the
@@ -132,25 +148,25 @@ _NYUD_MEAN = tuple(float(v) for v in NYUD_MEAN_BGR)
 _SIFTFLOW_MEAN = tuple(float(v) for v in SIFTFLOW_MEAN_BGR)
 _CONTEXT_MEAN = tuple(float(v) for v in CONTEXT_MEAN_BGR)
 
-_RELEASE = ReleaseStageData
-_VOC = partial(ReleaseStageData, **VOC_STAGE_DATA)
+_RELEASE = dict(reader=ReleaseStageData, validation=ReleaseValidation, published=False)
+_VOC = dict(reader=partial(ReleaseStageData, **VOC_STAGE_DATA), validation=VOCValidation, published=True)
 
 RELEASE_DATASETS: dict[str, DatasetDescription] = {d.name: d for d in (
     DatasetDescription("voc", "PASCAL VOC (trained on SBD train, scored on VOC2011 seg11valid)",
                        "sbd+voc", ("train", "seg11valid"), tuple(VOC_CLASSES), fetch=("sbd", "voc2011"),
-                       reader=_VOC, deploy_mean_bgr=INFER_MEAN_BGR),
+                       **_VOC, deploy_mean_bgr=INFER_MEAN_BGR),
     DatasetDescription("nyud", "NYUDv2 (Gupta et al.'s 40 classes)", "nyud", ("trainval", "test"),
                        NYUD_CLASSES, ignore_label=IGNORE_LABEL, mean_bgr=_NYUD_MEAN, fetch=("nyud",),
-                       reader=_RELEASE),
+                       **_RELEASE),
     DatasetDescription("siftflow", "SIFT Flow (33 semantic classes)", "siftflow", ("trainval", "test"),
                        SIFTFLOW_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="mean_iu_present",
-                       fetch=("siftflow",), reader=_RELEASE),
+                       fetch=("siftflow",), **_RELEASE),
     DatasetDescription("siftflow-geo", "SIFT Flow (3 geometric classes)", "siftflow", ("trainval", "test"),
                        SIFTFLOW_GEOMETRIC_CLASSES, mean_bgr=_SIFTFLOW_MEAN, metric="overall_acc",
-                       fetch=("siftflow",), reader=_RELEASE),
+                       fetch=("siftflow",), **_RELEASE),
     DatasetDescription("pascalcontext", "PASCAL-Context (59 classes and background)", "pascalcontext",
                        ("train", "val"), PASCALCONTEXT_CLASSES, mean_bgr=_CONTEXT_MEAN, fetch=("pascalcontext",),
-                       reader=_RELEASE),
+                       **_RELEASE),
 )}
 
 

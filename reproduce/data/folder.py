@@ -195,7 +195,8 @@ def describe_folder(root: str | Path, *, num_classes: int | None = None, ignore_
         name=root.name, title=f"your dataset {root} ({layout} layout)", layout=layout, splits=SPLITS,
         classes=names, colours=colours or voc_colours(len(names)), ignore_label=int(ignore_label),
         mean_bgr=tuple(float(v) for v in (mean_bgr or VOC_MEAN_BGR)), published=False,
-        label_colours=colours is not None, root=root, split_files=split_files, reader=FolderStageData)
+        label_colours=colours is not None, root=root, split_files=split_files, reader=FolderStageData,
+        validation=FolderValidation)
 
 
 def _split_files(files: FolderFiles, split_dir, log) -> dict[str, Path | list[str]]:
@@ -397,3 +398,36 @@ class FolderStageData:
     def config(self, opts) -> dict:
         return {"data_dirs": {"dataset_dir": str(self.description.root)},
                 "dataset": str(self.description.root), "ignore_label": self.description.ignore_label}
+
+
+@dataclass(frozen=True)
+class FolderValidation:
+    """A user's folder as ``verify --dataset`` scores it (``reproduce.data.validation``): every
+    stage on the ``val`` split, read by ``folder_layers.FolderSegDataLayer`` in file order;
+    no published numbers (the description's ``published`` is False), so its rows are MEASURED."""
+
+    description: DatasetDescription = field(repr=False)
+
+    def read(self, split: str = "val"):
+        """``split`` as its data layer reads it; a ``DatasetError`` (or ``OSError``) naming the
+        problem when it cannot be read."""
+        from reproduce.data import make_data_source
+
+        return make_data_source(*DATA_LAYER, data_layer_params(self.description, split)).dataset
+
+    def validation_set(self, stage: str | None, where):
+        try:
+            return self.read("val"), ""
+        except (DatasetError, OSError, ValueError) as err:
+            return None, " ".join(str(err).splitlines()[0].split())
+
+    def missing(self, stage: str, problem: str, where) -> tuple[str, str]:
+        return (f"no val data: {problem}",
+                f"python -m reproduce data check --dataset {self._dataset_dir(where)}")
+
+    def stage_command(self, stage: str, where) -> str:
+        return (f"python -m reproduce stage {stage} --dataset {self._dataset_dir(where)} "
+                f"--runs {where.runs_dir} --init …")
+
+    def _dataset_dir(self, where):
+        return getattr(where, "dataset_dir", None) or self.description.root

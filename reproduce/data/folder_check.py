@@ -33,12 +33,19 @@ class CheckReport:
 
 def check_folder(root: str | Path, num_classes: int | None = None, ignore_label: int = IGNORE_LABEL,
                  progress: bool = False) -> CheckReport:
-    report = CheckReport()
+    """Describe the folder (``describe_folder``; a folder that cannot be described is its one
+    problem), then ``check_description``."""
     try:
         description = describe_folder(root, num_classes=num_classes, ignore_label=ignore_label)
     except DatasetError as err:
-        report.problems.append(str(err).splitlines()[0])
-        return report
+        return CheckReport(problems=[str(err).splitlines()[0]])
+    return check_description(description, progress)
+
+
+def check_description(description, progress: bool = False) -> CheckReport:
+    """Every file of a user's folder, as its ``DatasetDescription`` (``describe_folder``) lays it out."""
+    report = CheckReport()
+    ignore_label = description.ignore_label
     files = FolderFiles(description.root, description.layout)
     k = description.num_classes
     colours = description.colours if description.label_colours else None

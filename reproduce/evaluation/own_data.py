@@ -33,8 +33,8 @@ def verify_dataset(dataset_dir: str | Path, runs: str | Path, *, stages: Sequenc
                    ignore_label: int = 255, num_classes: int | None = None, device: str = "cpu",
                    widths: str = "auto", limit: int | None = None, progress: bool = True,
                    report: str | Path | None = None, log: Callable[[str], None] = print) -> int:
-    from reproduce.data import make_data_source
-    from reproduce.data.folder import DATA_LAYER, data_layer_params, describe_folder
+    from reproduce.data.folder import describe_folder
+    from reproduce.data.validation import VerifyPlaces
     from reproduce.evaluation.evaluate import evaluate
     from reproduce.evaluation.verify import _Limited, find_trained
     from reproduce.weights.pretrained import load_net
@@ -48,8 +48,10 @@ def verify_dataset(dataset_dir: str | Path, runs: str | Path, *, stages: Sequenc
         num_classes = None
     description = describe_folder(root, num_classes=num_classes, ignore_label=ignore_label,
                                   split_dir=runs / "splits", log=log)
-    source = make_data_source(*DATA_LAYER, data_layer_params(description, "val"))
-    val = source.dataset if limit is None else _Limited(source.dataset, limit)
+    validation = description.validation_data()   # reproduce.data.folder.FolderValidation
+    where = VerifyPlaces(runs_dir=str(runs), dataset_dir=str(dataset_dir))
+    dataset = validation.read("val")
+    val = dataset if limit is None else _Limited(dataset, limit)
     names = description.classes
     log(f"{description.title}: {description.num_classes} classes, {len(val)} val images")
     rows, failed = [], 0
@@ -58,8 +60,8 @@ def verify_dataset(dataset_dir: str | Path, runs: str | Path, *, stages: Sequenc
         weights, note = find_trained(stage, runs)
         if weights is None:
             if stages:
-                log(f"{stage}: SKIPPED: nothing under {runs / stage} (train it with `python -m reproduce "
-                    f"stage {stage} --dataset {dataset_dir} --runs {runs} --init …`)")
+                log(f"{stage}: SKIPPED: nothing under {runs / stage} (train it with "
+                    f"`{validation.stage_command(stage, where)}`)")
             continue
         if config.get("dataset") and Path(config["dataset"]) != root:
             log(f"{stage}: SKIPPED: {runs / stage} was trained on {config['dataset']}, not {root}")

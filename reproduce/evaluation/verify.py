@@ -46,6 +46,12 @@ original training) — or "none published for the heavy model". The papers' rows
 different (original, non-heavy) training than the released files, so no band around them
 would be honest; the table shows both numbers side by side.
 
+Which is which is not known here by dataset: each stage's dataset description
+(``reproduce.data.description``; ``validation_data()``, ``reproduce.data.validation``) gives
+the split its nets are scored on (VOC's from ``voc_dir``/``split``/``split_file``, the others'
+from ``data_dir``), the commands that get a missing split or train a missing stage, and
+whether its rows are judged (``published``: PASS/FAIL) or MEASURED.
+
 A row is PASS, FAIL, ERROR (the weights could not be loaded or scored), SKIPPED (weights
 or validation data absent; the row names the command that gets them) or MEASURED (no
 published number to compare with — e.g. ``--demo`` on generated data — or ``--limit``
@@ -69,7 +75,7 @@ from typing import Callable, Mapping, Sequence
 __all__ = ["OFFICIAL_TOLERANCE", "TRAINED_BELOW", "TRAINED_ABOVE", "Expectation", "Row", "Report",
            "find_official", "find_trained", "load_published", "stage_command", "validation_set",
            "verify", "format_table", "write_report", "DEFAULT_STAGES", "DEMO_STAGES", "OTHER_STAGES",
-           "ALL_STAGES", "release_validation_set"]
+           "ALL_STAGES"]
 
 OFFICIAL_TOLERANCE = 0.1
 TRAINED_BELOW = 2.0
@@ -83,16 +89,9 @@ OTHER_STAGES = ("nyud-fcn32s-color", "nyud-fcn32s-hha", "nyud-fcn32s-color-d", "
 ALL_STAGES = DEFAULT_STAGES + OTHER_STAGES
 SOURCES = ("official", "trained")
 _SNAPSHOT = re.compile(r"^train_iter_(\d+)\.(caffemodel|pth)$")
-_MAKE_STAGE = {"fcn32s": ("stage-32s", "VGG16", "VGG_ILSVRC_16_layers.caffemodel"),
-               "fcn16s": ("stage-16s", None, None),
-               "fcn8s": ("stage-8s", None, None),
-               "fcn8s-atonce": ("stage-8s-atonce", "VGG16", "VGG_ILSVRC_16_layers.caffemodel"),
-               "fcn-alexnet": ("stage-alexnet", "ALEXNET", "bvlc_alexnet.caffemodel"),
-               "fcn-googlenet": ("stage-googlenet", "GOOGLENET", "bvlc_googlenet.caffemodel")}
 # the paper's figure for a VOC net the release never published (shown, not judged)
 UNRELEASED_CONTEXT = {"fcn-googlenet": "CVPR 2015 Table 1 FCN-GoogLeNet 42.5 mean IU (the paper's own "
                                        "recipe, Sec. 4.1; context, not judged)"}
-_PREVIOUS = {"fcn16s": "fcn32s", "fcn8s": "fcn16s"}
 
 
 @dataclass(frozen=True)
@@ -196,26 +195,20 @@ def find_trained(stage: str, runs_dir: str | os.PathLike) -> tuple[Path | None, 
 
 
 def stage_command(stage: str, voc_dir: str, runs_dir: str, weights_dir: str, data_dir: str = "data") -> str:
-    """The ``make`` command that trains ``stage`` (with the paths this run used)."""
-    if stage not in _MAKE_STAGE:
-        from reproduce.models.build import model
+    """The command that trains ``stage`` (with the paths this run used), as the description of
+    its dataset gives it (``reproduce.data.validation``)."""
+    from reproduce.data.validation import VerifyPlaces
 
-        m = model(stage)
-        if m.dataset != "voc":
-            parts = [f"make {m.make_target or 'stage-' + stage}", f"DATA_DIR={data_dir}"]
-            if os.path.normpath(runs_dir) != "runs":
-                parts.append(f"RUNS={runs_dir}")
-            return " ".join(parts)
-    target, var, base = _MAKE_STAGE.get(stage, (f"stage-{stage}", None, None))
-    parts = [f"make {target}", "SBD_DIR=data/sbdd/dataset", f"VOC_DIR={voc_dir}"]
-    if var:
-        parts.append(f"{var}={Path(weights_dir) / base}")
-    if os.path.normpath(runs_dir) != "runs":
-        parts.append(f"RUNS={runs_dir}")
-    command = " ".join(parts)
-    if stage in _PREVIOUS:
-        command += f"  (after {_MAKE_STAGE[_PREVIOUS[stage]][0]})"
-    return command
+    where = VerifyPlaces(str(runs_dir), str(weights_dir), str(data_dir), str(voc_dir))
+    return _description_of(stage).validation_data().stage_command(stage, where)
+
+
+def _description_of(stage: str):
+    """The ``DatasetDescription`` of the dataset ``stage`` is trained and scored on."""
+    from reproduce.data.description import release_description
+    from reproduce.models.build import model
+
+    return release_description(model(stage).dataset)
 
 
 # -- what to compare with ------------------------------------------------------------------
@@ -264,57 +257,11 @@ def expectation(stage: str, source: str, published: Mapping[str, dict] | None, u
 # -- the validation data -------------------------------------------------------------------
 def validation_set(voc_dir: str | os.PathLike, split: str = "seg11valid",
                    split_file: str | os.PathLike | None = None):
-    """``(dataset, "")`` or ``(None, why not)`` for VOC ``split`` (or the ids in ``split_file``)."""
-    from reproduce.data import DatasetError
-    from reproduce.data.voc import VOCSegmentation
+    """``(dataset, "")`` or ``(None, why not)`` for VOC ``split`` (or the ids in ``split_file``):
+    the VOC nets' validation set, as their description reads it."""
+    from reproduce.data.validation import voc_validation_set
 
-    voc_dir = Path(voc_dir)
-    if not voc_dir.is_dir():
-        return None, (f"no VOC2011 at {voc_dir}: get the PASCAL VOC2011 trainval release and pass "
-                      f"VOC_DIR=… (make) / --voc-dir (folder with JPEGImages, SegmentationClass)")
-    split_path = Path(split_file) if split_file else voc_dir / "ImageSets" / "Segmentation" / f"{split}.txt"
-    if not split_path.is_file():
-        return None, (f"no split list {split_path}: copy seg11valid.txt from fcn.berkeleyvision.org "
-                      f"data/pascal/ there, or pass --split-file")
-
-    class _WithSplitFile(VOCSegmentation):
-        def split_path(self) -> Path:
-            return split_path
-
-    try:
-        return _WithSplitFile(voc_dir, split_path.stem), ""
-    except DatasetError as err:
-        return None, " ".join(str(err).split())
-
-
-def release_validation_set(stage: str, data_dir: str | os.PathLike):
-    """``(data source, "")`` or ``(None, why not)``: the test split of ``stage``'s dataset as
-    its own data layer reads it (the release's ``data/`` folder re-rooted in ``data_dir``)."""
-    from reproduce.data import DatasetError, make_data_source
-    from reproduce.models import net_param
-    from reproduce.models.build import data_directories, dataset_of
-    from reproduce.training.stages import point_data_layer
-
-    dataset = dataset_of(stage)
-    net = point_data_layer(net_param(stage, dataset.splits[1]), data_directories(stage, data_dir))
-    layer = next(layer for layer in net.layer if layer.type == "Python")
-    try:
-        source = make_data_source(layer.python_param.module, layer.python_param.layer,
-                                  layer.python_param.param_str, name=layer.name)
-        if len(source.dataset) == 0:
-            raise DatasetError("the split is empty")
-        return source, ""
-    except (DatasetError, ValueError, OSError) as err:
-        return None, f"{' '.join(str(err).split())} (get it with: {_fetch_command(stage, data_dir)})"
-
-
-def _fetch_command(stage: str, data_dir) -> str:
-    """The ``data fetch`` command that gets ``stage``'s dataset into ``data_dir``."""
-    from reproduce.data.description import release_description
-    from reproduce.models.build import model
-
-    description = release_description(model(stage).dataset)
-    return f"python -m reproduce data fetch {' '.join(description.fetch) or description.name} --dir {data_dir}"
+    return voc_validation_set(voc_dir, split, split_file)
 
 
 def _context(stage: str, metric: str, head_index: int, n_heads: int) -> str:
@@ -357,23 +304,32 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
     ``experiments``: the paper's experiments (``reproduce.evaluation.experiments``) to score
     too, each from its run under ``<runs>/paper/<key>/``: judged against the paper's figure
     with the re-trained band where it gives one, MEASURED with its finding otherwise."""
-    from reproduce.models.build import dataset_of
+    from reproduce.data.validation import VerifyPlaces
 
     voc_dir, runs_dir, weights_dir, data_dir = str(voc_dir), str(runs_dir), str(weights_dir), str(data_dir)
+    where = VerifyPlaces(runs_dir, weights_dir, data_dir, voc_dir, split, split_file)
+    asked: dict[str, tuple] = {}     # dataset → (its description, what verify asks it), once per run
+
+    def ask(stage: str):
+        description = _description_of(stage)
+        if description.name not in asked:
+            asked[description.name] = (description, description.validation_data())
+        return asked[description.name]
+
     candidates = []
-    others: dict[str, tuple] = {}     # stage → (validation source, problem), read once per stage
     for stage in stages:
+        description, validation = ask(stage)
         for source in sources:
             if source == "official":
                 path, note = find_official(stage, weights_dir), "release"
                 command = f"make weights  (or: python -m reproduce weights --only {stage} --dir {weights_dir})"
                 if _never_released(stage):
                     command = (f"none: the release never published {stage}'s weights; train it: "
-                               + stage_command(stage, voc_dir, runs_dir, weights_dir, data_dir))
+                               + validation.stage_command(stage, where))
             else:
                 path, note = find_trained(stage, runs_dir)
-                command = stage_command(stage, voc_dir, runs_dir, weights_dir, data_dir)
-            if dataset_of(stage).key != "voc":
+                command = validation.stage_command(stage, where)
+            if not description.published:   # nothing to judge against: MEASURED, one row per head
                 candidates.extend(_other_rows(stage, source, path, note, command))
                 continue
             exp = expectation(stage, source, published, use_release, official_tol, trained_below,
@@ -386,30 +342,26 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
         candidates.append(Row(e.stage, f"paper:{e.key}", "SKIPPED", str(path) if path else None, note,
                               exp, command=e.command(runs_dir, weights_dir, data_dir), context=e.context,
                               reason="" if path else f"no weights ({e.run_dir(runs_dir) / 'final.pth'} absent)"))
-    voc_stages = any(dataset_of(row.stage).key == "voc" for row in candidates)
-    dataset, data_problem = validation_set(voc_dir, split, split_file) if voc_stages else (None, "")
+    # the split the published numbers are judged on is read (and its absence reported) up front
+    data_problems = [ask(row.stage)[1].validation_set(row.stage, where)[1]
+                     for row in candidates if ask(row.stage)[0].published]
+    data_problem = "; ".join(dict.fromkeys(p for p in data_problems if p))
     scored: dict[tuple[str, str], object] = {}
     for row in candidates:
         if not row.weights:
-            where = (Path(weights_dir) / _official_name(row.stage) if row.source == "official"
-                     else Path(runs_dir) / row.stage / "final.pth")
-            row.reason = row.reason or f"no weights ({where} absent)"
+            where_absent = (Path(weights_dir) / _official_name(row.stage) if row.source == "official"
+                            else Path(runs_dir) / row.stage / "final.pth")
+            row.reason = row.reason or f"no weights ({where_absent} absent)"
             continue
-        if dataset_of(row.stage).key != "voc":
-            if row.stage not in others:
-                others[row.stage] = release_validation_set(row.stage, data_dir)
-            source, problem = others[row.stage]
-            if source is None:
-                row.reason = f"no test data: {problem}"
-                row.command = _fetch_command(row.stage, data_dir)
-                continue
-            _score_other_row(row, source, widths, device, limit, progress, save_dir, log, scored)
-            continue
+        description, validation = ask(row.stage)
+        dataset, problem = validation.validation_set(row.stage, where)
         if dataset is None:
-            row.reason = f"no validation data: {data_problem}"
-            row.command = "get VOC2011 and pass VOC_DIR=… (or --voc-dir / --split-file)"
+            row.reason, row.command = validation.missing(row.stage, problem, where)
             continue
-        _score_row(row, dataset, widths, device, limit, progress, save_dir, log)
+        if description.published:
+            _score_row(row, dataset, widths, device, limit, progress, save_dir, log)
+        else:
+            _score_other_row(row, dataset, widths, device, limit, progress, save_dir, log, scored)
     return Report(candidates, voc_dir, split if not split_file else str(split_file), data_problem)
 
 
@@ -475,7 +427,7 @@ def _mark_error(row: Row, err: Exception) -> None:
     row.reason = " ".join(f"{type(err).__name__}: {err}".split())
 
 
-def _score_other_row(row: Row, source, widths: str, device: str, limit: int | None, progress: bool,
+def _score_other_row(row: Row, dataset, widths: str, device: str, limit: int | None, progress: bool,
                      save_dir, log, nets: dict) -> None:
     """One head of a net of the other datasets on its test split: MEASURED (module docstring)."""
     from reproduce.caffe.errors import CaffeFormatError
@@ -484,7 +436,7 @@ def _score_other_row(row: Row, source, widths: str, device: str, limit: int | No
     from reproduce.weights.pretrained import load_net
 
     head = next(h for h in model(row.stage).heads if not row.head or h.score == row.head)
-    subset = source.dataset if limit is None else _Limited(source.dataset, limit)
+    subset = dataset if limit is None else _Limited(dataset, limit)
     log(f"scoring {row.stage} {head.score} ({row.source}) from {row.weights} on {len(subset)} image(s)")
     try:
         key = (row.stage, row.source)
@@ -509,8 +461,8 @@ def _score_other_row(row: Row, source, widths: str, device: str, limit: int | No
     value = row.result.get(row.metric)
     shown = "-" if value is None else f"{100 * value:.2f}"
     row.reason = f"{row.metric} {shown}; paper: {row.context}"
-    if limit is not None and limit < len(source.dataset):
-        row.reason += f"; partial: {len(subset)} of {len(source.dataset)} images (--limit)"
+    if limit is not None and limit < len(dataset):
+        row.reason += f"; partial: {len(subset)} of {len(dataset)} images (--limit)"
 
 
 class _Limited:
