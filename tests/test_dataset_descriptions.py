@@ -171,14 +171,14 @@ def tiny_voc(tmp_path_factory):
     return root / "runs", dataset
 
 
-@pytest.mark.parametrize("published", [True, False])
+@pytest.mark.parametrize("judged", [True, False])
 def test_verify_scores_the_descriptions_validation_set_and_judges_as_it_says(tiny_voc, tmp_path, monkeypatch,
-                                                                           published):
+                                                                           judged):
     from reproduce.evaluation import verify as V
 
     runs, dataset = tiny_voc
     asked = []
-    changed = dataclasses.replace(D.RELEASE_DATASETS["voc"], published=published,
+    changed = dataclasses.replace(D.RELEASE_DATASETS["voc"], judged=judged,
                                   validation=partial(_AskedValidation, dataset=dataset, asked=asked))
     monkeypatch.setitem(D.RELEASE_DATASETS, "voc", changed)
     # --voc-dir names nothing: the description's validation set is what is scored
@@ -186,7 +186,7 @@ def test_verify_scores_the_descriptions_validation_set_and_judges_as_it_says(tin
                       stages=["fcn32s"], sources=["trained"], progress=False)
     (row,) = report.rows
     assert row.result["count"] == 3 and ("validation_set", "fcn32s") in asked
-    if published:   # judged against the release's 63.6 (tiny random weights score far below it)
+    if judged:   # judged against the release's 63.6 (tiny random weights score far below it)
         assert row.status == "FAIL" and row.expectation.mean_iu == 63.6 and report.exit_status == 1
     else:           # only measured, with the paper's figure as context
         assert row.status == "MEASURED" and row.expectation.mean_iu is None and report.exit_status == 0
@@ -201,7 +201,7 @@ def test_verify_dataset_reads_the_folders_validation(tmp_path):
     dataset = make_folder_dataset(tmp_path / "data", "voc-style", n=6, n_val=2)
     description = describe_folder(dataset)
     validation = description.validation_data()
-    assert isinstance(validation, FolderValidation) and not description.published
+    assert isinstance(validation, FolderValidation) and not description.judged
     where = VerifyPlaces(runs_dir="myruns", dataset_dir="mydata")
     val, problem = validation.validation_set("fcn8s", where)
     assert problem == "" and len(val) == 2

@@ -40,7 +40,7 @@ def test_release_datasets_are_described_with_their_nets_class_counts():
             assert description.num_classes == head.num_classes, (m.name, head.score)
             assert description.metric == head.metric, (m.name, head.score)
             assert len(description.palette()) == 768
-    assert RELEASE_DATASETS["voc"].classes[15] == "person" and RELEASE_DATASETS["voc"].published
+    assert RELEASE_DATASETS["voc"].classes[15] == "person" and RELEASE_DATASETS["voc"].judged
 
 
 @pytest.mark.parametrize("layout", ["folder", "voc-style", "colour"])

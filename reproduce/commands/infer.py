@@ -148,7 +148,7 @@ def _classes(args: argparse.Namespace):
     except (DatasetError, OSError, UnicodeDecodeError, ValueError) as err:
         raise UserError(str(err).splitlines()[0]) from None
     return DatasetDescription(args.classes.stem, str(args.classes), "classes", ("train", "val"), names,
-                              colours or voc_colours(len(names)), published=False)
+                              colours or voc_colours(len(names)), judged=False)
 
 
 def _classes_of(net, score_blob: str) -> int | None:

@@ -48,7 +48,7 @@ class DatasetDescription:
     ``splits``: (training, validation) split names; ``classes``/``colours``: one name and one
     RGB colour a class, in the order of the net's score channels; ``label_colours``: the masks
     are RGB pictures whose colours are the classes (else class-index PNGs); ``metric``: what the
-    papers score it by (``mean_iu``, ``mean_iu_present``, ``overall_acc``); ``published``:
+    papers score it by (``mean_iu``, ``mean_iu_present``, ``overall_acc``); ``judged``:
     whether there are published numbers ``verify`` judges a run against, PASS/FAIL (VOC: the
     release's seg11valid mean IU), else its rows are MEASURED (the papers' NYUDv2, SIFT Flow and
     Context figures come from a different, non-heavy training and are shown as context only; a
@@ -72,7 +72,7 @@ class DatasetDescription:
     mean_bgr: tuple[float, float, float] = tuple(float(v) for v in VOC_MEAN_BGR)
     metrics: tuple[str, ...] = SCORE_METRICS
     metric: str = "mean_iu"
-    published: bool = True
+    judged: bool = True
     label_colours: bool = False
     root: Path | None = None
     split_files: dict = field(default_factory=dict, compare=False)
@@ -148,8 +148,8 @@ _NYUD_MEAN = tuple(float(v) for v in NYUD_MEAN_BGR)
 _SIFTFLOW_MEAN = tuple(float(v) for v in SIFTFLOW_MEAN_BGR)
 _CONTEXT_MEAN = tuple(float(v) for v in CONTEXT_MEAN_BGR)
 
-_RELEASE = dict(reader=ReleaseStageData, validation=ReleaseValidation, published=False)
-_VOC = dict(reader=partial(ReleaseStageData, **VOC_STAGE_DATA), validation=VOCValidation, published=True)
+_RELEASE = dict(reader=ReleaseStageData, validation=ReleaseValidation, judged=False)
+_VOC = dict(reader=partial(ReleaseStageData, **VOC_STAGE_DATA), validation=VOCValidation, judged=True)
 
 RELEASE_DATASETS: dict[str, DatasetDescription] = {d.name: d for d in (
     DatasetDescription("voc", "PASCAL VOC (trained on SBD train, scored on VOC2011 seg11valid)",

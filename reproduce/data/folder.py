@@ -194,7 +194,7 @@ def describe_folder(root: str | Path, *, num_classes: int | None = None, ignore_
     return DatasetDescription(
         name=root.name, title=f"your dataset {root} ({layout} layout)", layout=layout, splits=SPLITS,
         classes=names, colours=colours or voc_colours(len(names)), ignore_label=int(ignore_label),
-        mean_bgr=tuple(float(v) for v in (mean_bgr or VOC_MEAN_BGR)), published=False,
+        mean_bgr=tuple(float(v) for v in (mean_bgr or VOC_MEAN_BGR)), judged=False,
         label_colours=colours is not None, root=root, split_files=split_files, reader=FolderStageData,
         validation=FolderValidation)
 
@@ -404,7 +404,7 @@ class FolderStageData:
 class FolderValidation:
     """A user's folder as ``verify --dataset`` scores it (``reproduce.data.validation``): every
     stage on the ``val`` split, read by ``folder_layers.FolderSegDataLayer`` in file order;
-    no published numbers (the description's ``published`` is False), so its rows are MEASURED."""
+    no published numbers (the description's ``judged`` is False), so its rows are MEASURED."""
 
     description: DatasetDescription = field(repr=False)
 

@@ -10,7 +10,7 @@ description of the stage's dataset (``DatasetDescription.validation_data()``) fo
 * ``stage_command(stage, where)``: the command that trains the stage when its weights are
   absent;
 
-and the description itself says whether a row is judged (``published``: PASS/FAIL against the
+and the description itself says whether a row is judged (``judged``: PASS/FAIL against the
 published numbers) or only MEASURED. ``where`` (``VerifyPlaces``) holds the folders of the run.
 
 ``ReleaseValidation``: a release dataset scored on its own test split, read by the data layer

@@ -329,7 +329,7 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
             else:
                 path, note = find_trained(stage, runs_dir)
                 command = validation.stage_command(stage, where)
-            if not description.published:   # nothing to judge against: MEASURED, one row per head
+            if not description.judged:   # nothing to judge against: MEASURED, one row per head
                 candidates.extend(_other_rows(stage, source, path, note, command))
                 continue
             exp = expectation(stage, source, published, use_release, official_tol, trained_below,
@@ -344,7 +344,7 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
                               reason="" if path else f"no weights ({e.run_dir(runs_dir) / 'final.pth'} absent)"))
     # the split the published numbers are judged on is read (and its absence reported) up front
     data_problems = [ask(row.stage)[1].validation_set(row.stage, where)[1]
-                     for row in candidates if ask(row.stage)[0].published]
+                     for row in candidates if ask(row.stage)[0].judged]
     data_problem = "; ".join(dict.fromkeys(p for p in data_problems if p))
     scored: dict[tuple[str, str], object] = {}
     for row in candidates:
@@ -358,7 +358,7 @@ def verify(*, voc_dir: str | os.PathLike, runs_dir: str | os.PathLike, weights_d
         if dataset is None:
             row.reason, row.command = validation.missing(row.stage, problem, where)
             continue
-        if description.published:
+        if description.judged:
             _score_row(row, dataset, widths, device, limit, progress, save_dir, log)
         else:
             _score_other_row(row, dataset, widths, device, limit, progress, save_dir, log, scored)
