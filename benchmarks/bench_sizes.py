@@ -21,8 +21,12 @@ Method
   our pass 32.9 ms beside a spinning onnxruntime session, 4.7 ms beside one that does not
   spin — BENCHMARKS.md, "Two threads, wall time").
 * Per size: each runtime runs warm-up passes (its first pass at a new size plans, allocates
-  and tunes), then ``repeat`` rounds; each round runs every runtime once, in an order rotated
-  round by round, so that passes compared are seconds apart on a machine whose load drifts.
+  and tunes), then ``repeat`` rounds; each round runs every runtime once, in an order
+  shuffled round by round (seeded), so that passes compared are seconds apart on a machine
+  whose load drifts, and no runtime always runs right after the same other one (a rotated
+  order put ours after onnxruntime in every round: a pass right after another runtime's
+  pays for that runtime's threads winding down — identical passes of ours measured 1.2–1.8×
+  apart, depending on which came after onnxruntime; BENCHMARKS.md, "Small inputs").
   Reported: each runtime's median and best pass, and for each peer the median over rounds of
   (peer's pass / ours in the same round) with its spread — the figure the targets are read
   on. ``repeat`` falls with the cost of a pass (``--budget`` seconds per runtime and size,
@@ -42,6 +46,7 @@ import argparse
 import json
 import math
 import os
+import random
 import statistics
 import subprocess
 import sys
@@ -55,6 +60,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(HERE))
 
 RUNTIMES = ("ours", "plain", "opencv", "onnxruntime")
+# not run unless named in --runtimes: ours with the one-thread rule for small passes off
+# (reproduce.net.threads.SMALL_PASS_MACS = 0), to measure that rule interleaved with ours
+OPTIONAL_RUNTIMES = ("ours-all-threads",)
 # (height, width); 375×500 is the VOC/SBD shape, 64×80 the golden fixtures' size
 SIZES = {"tiny": [(32, 32), (64, 80), (128, 128), (224, 224), (375, 500), (500, 500), (1000, 1000)],
          # full width at 1000×1000: give --sizes (each runtime holds several GB there)
@@ -91,6 +99,17 @@ def load_runtimes(widths: str, threads: int, scratch: Path, names,
             with torch.no_grad():
                 return net.forward(data=x)["score"].numpy()
         runs["ours"] = ours
+    if "ours-all-threads" in names:
+        from reproduce.net import threads as pass_threads
+
+        def ours_all_threads(x):
+            rule, pass_threads.SMALL_PASS_MACS = pass_threads.SMALL_PASS_MACS, 0
+            try:
+                with torch.no_grad():
+                    return net.forward(data=x)["score"].numpy()
+            finally:
+                pass_threads.SMALL_PASS_MACS = rule
+        runs["ours-all-threads"] = ours_all_threads
     if "plain" in names:
         from plain_fcn import PlainFCN8s
 
@@ -141,7 +160,7 @@ def sweep(widths: str, sizes, threads: int, budget: float, names, clock: str = "
     timer = time.thread_time if clock == "cpu" else time.perf_counter
     with tempfile.TemporaryDirectory() as tmp:
         runs = load_runtimes(widths, threads, Path(tmp), names, ort_spinning)
-        order = [n for n in RUNTIMES if n in runs]
+        order = [n for n in RUNTIMES + OPTIONAL_RUNTIMES if n in runs]
         results = []
         for height, width in sizes:
             load = os.getloadavg()[0]
@@ -158,8 +177,11 @@ def sweep(widths: str, sizes, threads: int, budget: float, names, clock: str = "
             estimate = max(max(first.values()), 1e-4)
             repeat = max(3, min(40, int(budget / estimate)))
             times = {n: [] for n in order}
+            shuffle = random.Random(height * 100_003 + width).shuffle
             for r in range(repeat):
-                for name in order[r % len(order):] + order[:r % len(order)]:
+                round_order = list(order)
+                shuffle(round_order)
+                for name in round_order:
                     start = timer()
                     runs[name](x)
                     times[name].append(timer() - start)
@@ -228,7 +250,10 @@ def main() -> int:
     parser.add_argument("--widths", default="tiny,full")
     parser.add_argument("--quick", action="store_true", help="fewer sizes and rounds")
     parser.add_argument("--sizes", help="HxW,HxW,… (overrides the presets)")
-    parser.add_argument("--runtimes", default=",".join(RUNTIMES))
+    parser.add_argument("--runtimes", default=",".join(RUNTIMES),
+                        help=f"comma-separated, of {', '.join(RUNTIMES + OPTIONAL_RUNTIMES)} "
+                             "(ours-all-threads: ours without the one-thread rule for small "
+                             "passes)")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--budget", type=float, default=None,
                         help="seconds of timed passes per runtime and size (default 3, quick 1)")
@@ -251,9 +276,10 @@ def main() -> int:
         return 0
     budget = args.budget if args.budget is not None else (1.0 if args.quick else 3.0)
     names = args.runtimes.split(",")
-    unknown = set(names) - set(RUNTIMES)
+    unknown = set(names) - set(RUNTIMES + OPTIONAL_RUNTIMES)
     if unknown:
-        raise SystemExit(f"unknown runtime(s) {sorted(unknown)}; choose from {list(RUNTIMES)}")
+        raise SystemExit(f"unknown runtime(s) {sorted(unknown)}; "
+                         f"choose from {list(RUNTIMES + OPTIONAL_RUNTIMES)}")
     if args.clock == "cpu" and args.threads != 1:
         raise SystemExit("--clock cpu times the calling thread: use it with --threads 1")
     if args.child:
