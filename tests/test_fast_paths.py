@@ -146,3 +146,49 @@ def test_inference_gemm_with_outputs_as_rows_equals_direct(seed):
     theirs = F.conv2d(x, weight, bias, stride, pad)
     assert ours.shape == theirs.shape and ours.is_contiguous()
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape,outputs,taken", [
+    ((1, 3, 68, 84), 4, True),     # tiny conv1_1's window: NCHW
+    ((1, 3, 68, 84), 64, False),   # full width: converting 64 channels back costs more
+    ((1, 4, 70, 86), 4, False),    # 4 channels: channels-last is as fast
+    ((1, 3, 164, 164), 4, False),  # past ATen's slow-path limit: oneDNN, channels-last
+])
+def test_small_narrow_convolution_runs_nchw_with_the_same_blob(shape, outputs, taken):
+    """``conv_layout.conv2d`` convolves a small 1–3-channel channels-last input in NCHW:
+    the same values as ``F.conv2d`` (the same kernel), handed back channels-last."""
+    from reproduce.net import conv_layout
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(outputs, shape[1], 3, 3, generator=gen), torch.randn(outputs)
+    with torch.no_grad():
+        assert conv_layout.runs_nchw(x, weight, 1) is taken
+        got = conv_layout.conv2d(x, weight, bias, 1, 1, 1, 1)
+        loose = conv_layout.conv2d(x, weight, bias, 1, 1, 1, 1, keep_layout=False)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, loose)
+    assert torch.allclose(got, F.conv2d(x.contiguous(), weight, bias, 1, 1), rtol=0, atol=1e-5)
+    x.requires_grad_(True)  # training keeps the plain call
+    assert not conv_layout.runs_nchw(x, weight, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 16, 32])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_band_fill_by_rows_sets_every_band_pixel(channels, layout):
+    """The banded convolution's band filled from broadcast rows: every band pixel holds its
+    channel's value, every other pixel is left as it was."""
+    from reproduce.net.banded import _fill_band
+    from reproduce.net.constant_band import conv_band
+
+    plan = conv_band(None, (20, 24), (28, 32), (3, 3), (1, 1), (5, 5))  # a 3-pixel band
+    assert plan is not None and len(plan.out.band_rects()) == 4
+    band = plan.out
+    y = torch.full((2, channels, 28, 32), math.nan).contiguous(memory_format=layout)
+    value = torch.randn(2, channels, 1, 1)
+    _fill_band(y, value, band)
+    expected = torch.full((2, channels, 28, 32), math.nan)
+    for y0, y1, x0, x1 in band.band_rects():
+        expected[:, :, y0:y1, x0:x1] = value
+    assert torch.equal(y.isnan(), expected.isnan())
+    assert torch.equal(y.nan_to_num(), expected.nan_to_num())
