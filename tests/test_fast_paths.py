@@ -126,6 +126,35 @@ def test_deconvolution_keeps_every_product_where_the_shortcut_would_differ(monke
 
 
 
+
+def test_diagonal_deconvolution_follows_every_write_to_its_weight(monkeypatch):
+    """The diagonal judgement is kept between calls but follows each write pycaffe's way
+    (numpy views, no version counter): a new diagonal value, an off-diagonal entry and its
+    removal all change the next call's products, each equal to the full product."""
+    groups = _spy_groups(monkeypatch)
+    net = _bilinear_net()
+    weight = net.params["up"][0]
+    x = torch.randn(1, 5, 6, 7, generator=torch.Generator().manual_seed(2))
+
+    def check(group):
+        with torch.no_grad():
+            got = net.forward(data=x)["up"]
+        full = F.conv_transpose2d(x, weight.detach(), None, 4)
+        assert groups[-1] == group
+        assert torch.allclose(got, full, rtol=0, atol=1e-5 * float(full.abs().max()))
+
+    check(5)
+    check(5)  # judged once, kept
+    weight.data.numpy()[2, 2, 3, 4] = 7.0  # on the diagonal: still grouped, the new value
+    check(5)
+    weight.data.numpy()[0, 4, 1, 1] = -0.25  # off the diagonal: every product
+    check(1)
+    weight.data.numpy()[0, 4, 1, 1] = 0.0  # diagonal again
+    check(5)
+    weight.data.numpy()[3, 3, 0, 0] = -0.0  # a zero's sign flips the bytes, not the answer
+    check(5)
+    assert len(groups) == 6
+
 @pytest.mark.parametrize("seed", range(8))
 def test_inference_gemm_with_outputs_as_rows_equals_direct(seed):
     """fc6/fc7's im2col + GEMM without gradients multiplies (pixels × K)·(K × out): the same
