@@ -221,3 +221,53 @@ def test_band_fill_by_rows_sets_every_band_pixel(channels, layout):
         expected[:, :, y0:y1, x0:x1] = value
     assert torch.equal(y.isnan(), expected.isnan())
     assert torch.equal(y.nan_to_num(), expected.nan_to_num())
+
+
+CROPPED_DECONV_NET = """
+name: "c"
+layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 1 dim: 3 dim: 9 dim: 11 }} }} }}
+layer {{ name: "ref" type: "Input" top: "ref" input_param {{ shape {{ dim: 1 dim: 1 dim: {rh} dim: {rw} }} }} }}
+layer {{ name: "up" type: "Deconvolution" bottom: "data" top: "up"
+  convolution_param {{ num_output: {out} group: {group} kernel_size: {k} stride: {s} pad: {p}
+                      dilation: {d} bias_term: {bias} }} }}
+layer {{ name: "crop" type: "Crop" bottom: "up" bottom: "ref" top: "crop"
+  crop_param {{ axis: 2 offset: {oy} offset: {ox} }} }}
+"""
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_deconvolution_of_the_crop_window_equals_the_cropped_deconvolution(seed):
+    """An upsampling read only by a crop computes only the crop's window when blobs are
+    freed (``reproduce.net.crop_fusion``): the same top as the full blob cropped, over random
+    kernels, strides, pads, dilations, groups and offsets; not when blobs are kept, when kernels
+    leave gaps, or when gradients are recorded."""
+    rng = random.Random(seed)
+    s = rng.randint(1, 4)
+    k, d = rng.randint(1, 2 * s + 1), rng.choice([1, 1, 2])
+    p, group = rng.randint(0, k // 2), rng.choice([1, 3])
+    out = group * rng.randint(1, 2)
+    full = ((9 - 1) * s + d * (k - 1) + 1 - 2 * p, (11 - 1) * s + d * (k - 1) + 1 - 2 * p)
+    if min(full) < 1:
+        pytest.skip("no output")
+    rh, rw = rng.randint(1, full[0]), rng.randint(1, full[1])
+    oy, ox = rng.randint(0, full[0] - rh), rng.randint(0, full[1] - rw)
+    text = CROPPED_DECONV_NET.format(rh=rh, rw=rw, out=out, group=group, k=k, s=s, p=p, d=d,
+                                     bias=str(bool(seed % 2)).lower(), oy=oy, ox=ox)
+    net = Net(parse(text), phase="test")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for blob in net.params["up"]:
+            blob.copy_(torch.randn(blob.shape, generator=gen))
+    x, ref = torch.randn(1, 3, 9, 11, generator=gen), torch.zeros(1, 1, rh, rw)
+    spans = d * (k - 1) + 1 >= s
+    assert net._crop_fusions == ({0: 1} if spans else {})
+    with torch.no_grad():
+        kept = net.forward(data=x, ref=ref)["crop"]
+        assert "up" in net.blobs  # kept: the full blob, cropped
+        net.keep_blobs = False
+        windowed = net.forward(data=x, ref=ref)["crop"]
+        assert "up" not in net.blobs
+    assert windowed.shape == kept.shape == (1, out, rh, rw)
+    assert torch.allclose(windowed, kept, rtol=0, atol=1e-5 * float(kept.abs().max()))
+    trained = net.forward(data=x, ref=ref)["crop"]  # gradients recorded: the full blob
+    assert trained.grad_fn is not None and torch.allclose(trained.detach(), kept, atol=1e-5)

@@ -65,7 +65,7 @@ class Deconvolution(_ConvolutionBase):
             raise self.error(f"input {shape} gives a non-positive output size {spatial}")
         return (shape[0], self.num_output, *spatial)
 
-    def forward(self, *bottoms):
+    def forward(self, *bottoms, padding=None):
         g = self.geometry
         deconv = _CONV_TRANSPOSE[self.num_spatial]
         bias = self.bias if self.bias_term else None
@@ -73,8 +73,28 @@ class Deconvolution(_ConvolutionBase):
         diagonal = self._diagonal_weight(bottoms)
         if diagonal is not None:
             weight, group = diagonal, self.channels
-        return tuple(deconv(x, weight, bias, g.stride, g.pad, 0, group, g.dilation)
+        pad = g.pad if padding is None else padding
+        return tuple(deconv(x, weight, bias, g.stride, pad, 0, group, g.dilation)
                      for x in bottoms)
+
+    def forward_window(self, x: torch.Tensor, window: tuple[slice, slice]) -> torch.Tensor:
+        """The top's rows and columns ``window`` (2-d, unit steps, within the top) alone:
+        the input rows and columns that reach them, upsampled without padding, and the
+        window cut from that (``reproduce.net.crop_fusion``). Each output sums the same
+        products as in ``forward``'s top."""
+        g = self.geometry
+        starts, reads = [], []
+        for axis, (cut, s, p, e) in enumerate(zip(window, g.stride, g.pad, g.extent)):
+            size = x.shape[2 + axis]
+            first, last = cut.start + p, cut.stop - 1 + p  # in the unpadded output
+            lo = max(0, -(-(first - e + 1) // s))
+            hi = min(size - 1, last // s)
+            reads.append(slice(lo, hi + 1))
+            starts.append(first - lo * s)
+        (y,) = self.forward(x[:, :, reads[0], reads[1]], padding=(0, 0))
+        rows, cols = (slice(start, start + cut.stop - cut.start)
+                      for start, cut in zip(starts, window))
+        return y[:, :, rows, cols]
 
     def _diagonal_weight(self, bottoms):
         """The weight as ``(channels, 1, *kernel)`` when it is exactly diagonal (module
