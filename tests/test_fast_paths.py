@@ -207,7 +207,7 @@ def test_small_narrow_convolution_runs_nchw_with_the_same_blob(shape, outputs, t
 def test_band_fill_by_rows_sets_every_band_pixel(channels, layout):
     """The banded convolution's band filled from broadcast rows: every band pixel holds its
     channel's value, every other pixel is left as it was."""
-    from reproduce.net.banded import _fill_band
+    from reproduce.net.banded import fill_band
     from reproduce.net.constant_band import conv_band
 
     plan = conv_band(None, (20, 24), (28, 32), (3, 3), (1, 1), (5, 5))  # a 3-pixel band
@@ -215,7 +215,7 @@ def test_band_fill_by_rows_sets_every_band_pixel(channels, layout):
     band = plan.out
     y = torch.full((2, channels, 28, 32), math.nan).contiguous(memory_format=layout)
     value = torch.randn(2, channels, 1, 1)
-    _fill_band(y, value, band)
+    fill_band(y, value, band)
     expected = torch.full((2, channels, 28, 32), math.nan)
     for y0, y1, x0, x1 in band.band_rects():
         expected[:, :, y0:y1, x0:x1] = value

@@ -75,7 +75,7 @@ def _forward(x, weight, bias, band_in, plan: ConvBand, g: ConvGeometry, groups: 
                                                    g.stride, 0, g.dilation, groups,
                                                    keep_layout=False)
     value = F.conv2d(band_patch(x, band_in, plan, g), weight, bias, 1, 0, g.dilation, groups)
-    _fill_band(y, value, out)
+    fill_band(y, value, out)
     return y
 
 
@@ -83,7 +83,7 @@ def _forward(x, weight, bias, band_in, plan: ConvBand, g: ConvGeometry, groups: 
 FILL_BY_ROWS_MAX_CHANNELS = 16
 
 
-def _fill_band(y: torch.Tensor, value: torch.Tensor, band: Band) -> None:
+def fill_band(y: torch.Tensor, value: torch.Tensor, band: Band) -> None:
     """Each band rectangle of ``y`` set to ``value`` (N, C, 1, 1).
 
     Copying a (C, 1, 1) value into a channels-last map loops over C values per pixel, which
