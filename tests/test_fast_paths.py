@@ -126,6 +126,35 @@ def test_deconvolution_keeps_every_product_where_the_shortcut_would_differ(monke
 
 
 
+
+def test_diagonal_deconvolution_follows_every_write_to_its_weight(monkeypatch):
+    """The diagonal judgement is kept between calls but follows each write pycaffe's way
+    (numpy views, no version counter): a new diagonal value, an off-diagonal entry and its
+    removal all change the next call's products, each equal to the full product."""
+    groups = _spy_groups(monkeypatch)
+    net = _bilinear_net()
+    weight = net.params["up"][0]
+    x = torch.randn(1, 5, 6, 7, generator=torch.Generator().manual_seed(2))
+
+    def check(group):
+        with torch.no_grad():
+            got = net.forward(data=x)["up"]
+        full = F.conv_transpose2d(x, weight.detach(), None, 4)
+        assert groups[-1] == group
+        assert torch.allclose(got, full, rtol=0, atol=1e-5 * float(full.abs().max()))
+
+    check(5)
+    check(5)  # judged once, kept
+    weight.data.numpy()[2, 2, 3, 4] = 7.0  # on the diagonal: still grouped, the new value
+    check(5)
+    weight.data.numpy()[0, 4, 1, 1] = -0.25  # off the diagonal: every product
+    check(1)
+    weight.data.numpy()[0, 4, 1, 1] = 0.0  # diagonal again
+    check(5)
+    weight.data.numpy()[3, 3, 0, 0] = -0.0  # a zero's sign flips the bytes, not the answer
+    check(5)
+    assert len(groups) == 6
+
 @pytest.mark.parametrize("seed", range(8))
 def test_inference_gemm_with_outputs_as_rows_equals_direct(seed):
     """fc6/fc7's im2col + GEMM without gradients multiplies (pixels × K)·(K × out): the same
@@ -146,3 +175,99 @@ def test_inference_gemm_with_outputs_as_rows_equals_direct(seed):
     theirs = F.conv2d(x, weight, bias, stride, pad)
     assert ours.shape == theirs.shape and ours.is_contiguous()
     assert torch.allclose(ours, theirs, rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape,outputs,taken", [
+    ((1, 3, 68, 84), 4, True),     # tiny conv1_1's window: NCHW
+    ((1, 3, 68, 84), 64, False),   # full width: converting 64 channels back costs more
+    ((1, 4, 70, 86), 4, False),    # 4 channels: channels-last is as fast
+    ((1, 3, 164, 164), 4, False),  # past ATen's slow-path limit: oneDNN, channels-last
+])
+def test_small_narrow_convolution_runs_nchw_with_the_same_blob(shape, outputs, taken):
+    """``conv_layout.conv2d`` convolves a small 1–3-channel channels-last input in NCHW:
+    the same values as ``F.conv2d`` (the same kernel), handed back channels-last."""
+    from reproduce.net import conv_layout
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(shape, generator=gen).contiguous(memory_format=torch.channels_last)
+    weight, bias = torch.randn(outputs, shape[1], 3, 3, generator=gen), torch.randn(outputs)
+    with torch.no_grad():
+        assert conv_layout.runs_nchw(x, weight, 1) is taken
+        got = conv_layout.conv2d(x, weight, bias, 1, 1, 1, 1)
+        loose = conv_layout.conv2d(x, weight, bias, 1, 1, 1, 1, keep_layout=False)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert torch.equal(got, loose)
+    assert torch.allclose(got, F.conv2d(x.contiguous(), weight, bias, 1, 1), rtol=0, atol=1e-5)
+    x.requires_grad_(True)  # training keeps the plain call
+    assert not conv_layout.runs_nchw(x, weight, 1)
+
+
+@pytest.mark.parametrize("channels", [1, 4, 16, 32])
+@pytest.mark.parametrize("layout", [torch.channels_last, torch.contiguous_format])
+def test_band_fill_by_rows_sets_every_band_pixel(channels, layout):
+    """The banded convolution's band filled from broadcast rows: every band pixel holds its
+    channel's value, every other pixel is left as it was."""
+    from reproduce.net.banded import fill_band
+    from reproduce.net.constant_band import conv_band
+
+    plan = conv_band(None, (20, 24), (28, 32), (3, 3), (1, 1), (5, 5))  # a 3-pixel band
+    assert plan is not None and len(plan.out.band_rects()) == 4
+    band = plan.out
+    y = torch.full((2, channels, 28, 32), math.nan).contiguous(memory_format=layout)
+    value = torch.randn(2, channels, 1, 1)
+    fill_band(y, value, band)
+    expected = torch.full((2, channels, 28, 32), math.nan)
+    for y0, y1, x0, x1 in band.band_rects():
+        expected[:, :, y0:y1, x0:x1] = value
+    assert torch.equal(y.isnan(), expected.isnan())
+    assert torch.equal(y.nan_to_num(), expected.nan_to_num())
+
+
+CROPPED_DECONV_NET = """
+name: "c"
+layer {{ name: "data" type: "Input" top: "data" input_param {{ shape {{ dim: 1 dim: 3 dim: 9 dim: 11 }} }} }}
+layer {{ name: "ref" type: "Input" top: "ref" input_param {{ shape {{ dim: 1 dim: 1 dim: {rh} dim: {rw} }} }} }}
+layer {{ name: "up" type: "Deconvolution" bottom: "data" top: "up"
+  convolution_param {{ num_output: {out} group: {group} kernel_size: {k} stride: {s} pad: {p}
+                      dilation: {d} bias_term: {bias} }} }}
+layer {{ name: "crop" type: "Crop" bottom: "up" bottom: "ref" top: "crop"
+  crop_param {{ axis: 2 offset: {oy} offset: {ox} }} }}
+"""
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_deconvolution_of_the_crop_window_equals_the_cropped_deconvolution(seed):
+    """An upsampling read only by a crop computes only the crop's window when blobs are
+    freed (``reproduce.net.crop_fusion``): the same top as the full blob cropped, over random
+    kernels, strides, pads, dilations, groups and offsets; not when blobs are kept, when kernels
+    leave gaps, or when gradients are recorded."""
+    rng = random.Random(seed)
+    s = rng.randint(1, 4)
+    k, d = rng.randint(1, 2 * s + 1), rng.choice([1, 1, 2])
+    p, group = rng.randint(0, k // 2), rng.choice([1, 3])
+    out = group * rng.randint(1, 2)
+    full = ((9 - 1) * s + d * (k - 1) + 1 - 2 * p, (11 - 1) * s + d * (k - 1) + 1 - 2 * p)
+    if min(full) < 1:
+        pytest.skip("no output")
+    rh, rw = rng.randint(1, full[0]), rng.randint(1, full[1])
+    oy, ox = rng.randint(0, full[0] - rh), rng.randint(0, full[1] - rw)
+    text = CROPPED_DECONV_NET.format(rh=rh, rw=rw, out=out, group=group, k=k, s=s, p=p, d=d,
+                                     bias=str(bool(seed % 2)).lower(), oy=oy, ox=ox)
+    net = Net(parse(text), phase="test")
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for blob in net.params["up"]:
+            blob.copy_(torch.randn(blob.shape, generator=gen))
+    x, ref = torch.randn(1, 3, 9, 11, generator=gen), torch.zeros(1, 1, rh, rw)
+    spans = d * (k - 1) + 1 >= s
+    assert net._crop_fusions == ({0: 1} if spans else {})
+    with torch.no_grad():
+        kept = net.forward(data=x, ref=ref)["crop"]
+        assert "up" in net.blobs  # kept: the full blob, cropped
+        net.keep_blobs = False
+        windowed = net.forward(data=x, ref=ref)["crop"]
+        assert "up" not in net.blobs
+    assert windowed.shape == kept.shape == (1, out, rh, rw)
+    assert torch.allclose(windowed, kept, rtol=0, atol=1e-5 * float(kept.abs().max()))
+    trained = net.forward(data=x, ref=ref)["crop"]  # gradients recorded: the full blob
+    assert trained.grad_fn is not None and torch.allclose(trained.detach(), kept, atol=1e-5)

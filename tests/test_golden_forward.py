@@ -75,6 +75,30 @@ def test_forward_blobs_match_caffe(golden, name, size, layout, monkeypatch):
 
 
 @pytest.mark.golden
+@pytest.mark.parametrize("layout", ["default", "nchw"])
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("name", VOC_NETS)
+def test_released_forward_scores_match_caffe(golden, name, size, layout):
+    """With blobs freed (``keep_blobs = False``) the last upsampling computes only the
+    window its crop keeps (``reproduce.net.crop_fusion``): the score still Caffe's."""
+    folder = golden / name
+    net = Net(folder / "deploy.prototxt", folder / "weights.caffemodel")
+    net.keep_blobs = False
+    if layout == "nchw":
+        net.use_channels_last(False)
+    fused = [net._plan[i].tops[0] for i in net._crop_fusions]
+    assert fused == [{"voc-fcn32s": "upscore", "voc-fcn-alexnet": "upscore",
+                      "voc-fcn16s": "upscore16"}.get(name, "upscore8")]
+    reference = np.load(folder / f"forward_{size}.npz")
+    expected = npz_group(reference, "blob/")
+    with torch.no_grad():
+        score = net.forward(data=expected["data"])["score"]
+    assert set(net.blobs) == {"score"}
+    assert_all_close({"score": score.numpy()}, {"score": expected["score"]}, FORWARD_TOLERANCE,
+                     f"{name} {size} released")
+
+
+@pytest.mark.golden
 @pytest.mark.parametrize("weights", ["weights.caffemodel", "weights.caffemodel.h5"])
 @pytest.mark.parametrize("name", VOC_NETS)
 def test_loaded_params_equal_caffes(golden, name, weights):

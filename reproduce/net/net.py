@@ -56,6 +56,7 @@ from reproduce.caffe.schema import Message
 
 from .layers import CaffeLayer, blob_attribute, layer_class
 from .layers.input import DataProvider
+from .crop_fusion import crop_fusions
 from .plain import exporting, plain, plain_ops
 from .threads import threads_for_pass
 from .state_rules import filter_layers, net_state
@@ -213,6 +214,7 @@ class Net(nn.Module):
                            f"(inputs: {self.inputs})")
         self.outputs.extend(sorted(available))
         self._plan_releases()
+        self._set("_crop_fusions", crop_fusions(self._plan, self.outputs, self.loss_blobs))
 
     def _plan_releases(self) -> None:
         """For ``keep_blobs = False``: after which step each blob is no longer needed."""
@@ -442,14 +444,29 @@ class Net(nn.Module):
         shapes = tuple(tuple(blobs[name].shape) for name in self.inputs)
         macs = self._pass_macs.get(shapes)
         counted = 0
+        # an upsampling whose top only a crop reads computes the crop's window alone
+        # (net.crop_fusion): inference, blobs freed, on the CPU
+        fusions = (self._crop_fusions if release and device.type == "cpu"
+                   and not torch.is_grad_enabled() else {})
+        windows: dict[int, torch.Tensor] = {}
         with threads_for_pass(macs, device):  # one thread for a small pass (net.threads)
-            for step in self._plan:
+            for index, step in enumerate(self._plan):
                 args = [blobs[b].detach() if cut else blobs[b]
                         for b, cut in zip(step.bottoms, step.cut)]
                 if macs is None and hasattr(step.layer, "multiply_adds"):
                     counted += sum(step.layer.multiply_adds(tuple(a.shape)) for a in args)
                 try:
-                    if banded:
+                    crop = self._plan[fusions[index]] if index in fusions else None
+                    if crop is not None and crop.bottoms[1] in blobs:
+                        full = step.layer.output_shape(tuple(args[0].shape))
+                        window = crop.layer._slices(full, tuple(blobs[crop.bottoms[1]].shape))
+                        windows[fusions[index]] = step.layer.forward_window(args[0], window[2:])
+                        tops = (windows[fusions[index]],)
+                        bands[step.tops[0]] = None
+                    elif index in windows:  # the crop of a window computed above
+                        tops = (windows.pop(index),)
+                        bands[step.tops[0]] = None
+                    elif banded:
                         tops, top_bands = step.layer.forward_banded(
                             args, [bands.get(b) for b in step.bottoms])
                         bands.update(zip(step.tops, top_bands))

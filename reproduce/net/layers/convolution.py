@@ -19,6 +19,7 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import conv_layout
 from ..banded import banded_conv2d
 from ..conv_geometry import ConvGeometry
 from ..constant_band import conv_band
@@ -270,6 +271,8 @@ class Convolution(_ConvolutionBase):
         conv = _CONV[self.num_spatial]
         bias = self.bias if self.bias_term else None
         gemm = not plain()  # one GEMM per image: a tracer would freeze the batch size
+        if gemm and self.num_spatial == 2:  # the faster layout for a small input (conv_layout)
+            conv = conv_layout.conv2d
         return tuple(conv2d_as_gemm(x, self.weight, bias, g) if gemm and self.suits_gemm(x)
                      else conv(x, self.weight, bias, g.stride, g.pad, g.dilation, self.group)
                      for x in bottoms)
