@@ -1,0 +1,132 @@
+"""DataLoader workers hand samples over through fixed shared-memory slots
+(reproduce.data.shared_slots): the same arrays as the pipe and as the source itself, in the
+reference order, with augmentation, and a reused slot is detected rather than read."""
+import pickle
+import sys
+
+import numpy as np
+import pytest
+
+from reproduce.data import make_synthetic_dataset
+from reproduce.data.registry import make_data_source
+from reproduce.data.shared_slots import SlotOverwritten, SlotRing
+
+torch = pytest.importorskip("torch")
+from reproduce.data import torch_loader  # noqa: E402  (torch first)
+
+MEAN = (104.00699, 116.66877, 122.67892)
+linux_only = pytest.mark.skipif(not sys.platform.startswith("linux"),
+                                reason="shared slots travel to workers by fork (Linux)")
+
+
+def _exact(a, b) -> bool:
+    return a.dtype == b.dtype and a.shape == b.shape and a.tobytes() == b.tobytes()
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory):
+    # varied image sizes: a slot holds samples of any shape up to its capacity
+    return make_synthetic_dataset(tmp_path_factory.mktemp("synth"), n_train=9, n_val=2, seed=5)
+
+
+def _source(synth, **extra):
+    params = {"sbdd_dir": str(synth.sbdd_dir), "split": "train", "mean": MEAN, "seed": 1337,
+              "randomize": True, **extra}
+    return make_data_source("voc_layers", "SBDDSegDataLayer", params)
+
+
+# -- the ring itself --------------------------------------------------------------------------
+def test_a_slot_gives_back_what_was_written_and_knows_when_it_was_reused():
+    ring = SlotRing(workers=2, slots=3, capacity=1 << 16)
+    rng = np.random.default_rng(0)
+    arrays = [rng.integers(0, 256, (1, 7, 9), dtype=np.uint8), rng.normal(size=(3, 256)).astype(np.float32),
+              rng.normal(size=(2, 5)).astype(np.float64)]
+    ref = ring.write(1, 4, arrays)
+    assert (ref.worker, ref.slot, ref.count) == (1, 4 % 3, 4)
+    views = ring.views(ref)
+    assert all(_exact(a, v) for a, v in zip(arrays, views)) and not views[0].flags.writeable
+    assert all(v.ctypes.data % 64 == 0 for v in views)
+    other = ring.write(0, 4, [np.zeros(3, np.uint8)])   # another worker's ring: untouched
+    ring.check(ref)
+    assert _exact(ring.views(ref)[2], arrays[2]) and ring.views(other)[0].tolist() == [0, 0, 0]
+    ring.write(1, 7, [np.ones(5, np.uint8)])            # 7 mod 3 == 4 mod 3: the slot is reused
+    with pytest.raises(SlotOverwritten, match="worker 1's shared slot 1 holds sample 7, not 4"):
+        ring.check(ref)
+    with pytest.raises(SlotOverwritten):
+        ring.views(ref)
+
+
+def test_what_does_not_fit_a_slot_is_not_written_and_a_ring_is_not_pickled():
+    ring = SlotRing(workers=1, slots=2, capacity=4096)
+    assert ring.write(0, 0, [np.zeros(4096, np.uint8)]) is None   # header + 4096 > 4096
+    assert ring.write(0, 0, [np.zeros(4096 - 64, np.uint8)]) is not None
+    with pytest.raises(TypeError, match="by fork only"):
+        pickle.dumps(ring)
+    with pytest.raises(ValueError, match="slots >= 2"):
+        SlotRing(workers=1, slots=1, capacity=4096)
+
+
+# -- through a DataLoader ---------------------------------------------------------------------
+@linux_only
+@pytest.mark.parametrize("workers", [1, 2])
+def test_workers_through_slots_give_the_sources_own_samples_in_order(synth, workers):
+    plain, other = _source(synth), _source(synth)
+    loader = torch_loader.make_dataloader(other, 12, num_workers=workers, prefetch_factor=2)
+    assert loader.slots == 2 * workers + 1
+    shapes = set()
+    for data, label in loader:   # more samples than slots: every slot is reused
+        expected_data, expected_label = plain.next()
+        assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+        assert data.dtype == torch.float32 and len(np.unique(data.numpy())) > 10
+        shapes.add(tuple(data.shape))
+    assert len(shapes) > 1   # varied sizes went through the same slots
+    assert other.state_dict() == plain.state_dict()
+
+
+@linux_only
+def test_a_sample_larger_than_a_slot_goes_through_the_pipe(synth, monkeypatch):
+    monkeypatch.setattr(torch_loader, "SLOT_BYTES", 4096)   # no sample fits
+    plain, other = _source(synth), _source(synth)
+    for data, label in torch_loader.make_dataloader(other, 4, num_workers=2):
+        expected_data, expected_label = plain.next()
+        assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+
+
+def test_the_pipe_and_the_process_itself_give_the_same_samples(synth):
+    plain, other = _source(synth), _source(synth)
+    for data, label in torch_loader.make_dataloader(other, 3, num_workers=1, shared_slots=False):
+        expected_data, expected_label = plain.next()
+        assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+    for data, label in torch_loader.make_dataloader(other, 2, num_workers=0):
+        expected_data, expected_label = plain.next()
+        assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+
+
+@pytest.mark.parametrize("workers, slots", [(0, True), (2, True), (1, False)])
+def test_an_augmented_source_is_augmented_through_the_dataloader(synth, workers, slots):
+    """Mirroring and jittering are drawn in the main process in the source's order and applied
+    by the workers: the samples and the source's state (order and augmentation stream) are the
+    source's own."""
+    if workers and slots and not sys.platform.startswith("linux"):
+        pytest.skip("shared slots travel to workers by fork (Linux)")
+    plain, other = _source(synth, mirror=True, jitter=6), _source(synth, mirror=True, jitter=6)
+    moved = 0
+    for data, label in torch_loader.make_dataloader(other, 10, num_workers=workers, shared_slots=slots):
+        expected_data, expected_label = plain.next()
+        assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+        moved += int((label.numpy() == 255).any())
+    assert moved > 0   # the jitter's void border reached the labels
+    assert other.state_dict() == plain.state_dict()
+
+
+@linux_only
+def test_a_ring_too_small_for_the_samples_in_flight_is_caught_not_read(synth):
+    """The bound is checked: with 2 slots for 4 samples in flight, a worker overwrites a slot
+    before the (slow) consumer reads it, and the consumer raises instead of returning it."""
+    import time
+
+    loader = torch_loader.make_dataloader(_source(synth), 8, num_workers=1, prefetch_factor=4)
+    loader.slots = 2
+    with pytest.raises(SlotOverwritten, match="reused before it was read"):
+        for _ in loader:
+            time.sleep(0.3)   # the worker runs ahead into the slots still to be read
