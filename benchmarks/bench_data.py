@@ -26,12 +26,14 @@ Method
    the main process), ``PrefetchingSource`` with 1 background thread (as the solver runs it)
    and with 2, and ``make_dataloader`` with 1 and 2 worker processes (the indices drawn in the
    main process in the reference order; the workers' start included; the workers hand over
-   the decoded uint8 image and the main process finishes it, ``reproduce.data.torch_loader``).
-   Beside each, the CPU
+   the decoded uint8 image and the main process finishes it, ``reproduce.data.torch_loader``),
+   each through the workers' shared slots (the default, ``reproduce.data.shared_slots``) and,
+   run right after it, through their pipes (``shared_slots=False``). Beside each, the CPU
    time a sample cost all processes together (``time.process_time`` of this process, whose
    threads it counts, plus ``RUSAGE_CHILDREN`` of the exited workers): on a shared machine the
    wall-clock rate depends on the load, the CPU cost much less; ``cores / CPU cost`` is the
-   rate the path can reach on idle cores.
+   rate the path can reach on idle cores. For the DataLoader, the main process's and the
+   workers' shares apart, and the cores they kept busy (CPU time ÷ wall time).
 5. SBD's ``.mat``: the project's reader (``load_sbd_segmentation``) against
    ``scipy.io.loadmat(path)['GTcls'][0]['Segmentation'][0]`` (the reference's line), CPU ms
    per file as in 3, and the two compared array for array (dtype, shape, values).
@@ -177,9 +179,11 @@ def cost_split(kind: str, directory: Path) -> dict[str, float]:
     return {k: v * 1e3 for k, v in parts.items()}
 
 
-def throughput(kind: str, directory: Path, mode: str, workers: int = 0, passes: int = 2) -> dict:
+def throughput(kind: str, directory: Path, mode: str, workers: int = 0, passes: int = 2,
+               slots: bool = True) -> dict:
     """Samples/s over ``passes`` passes of the split (wall clock), and the CPU milliseconds a
-    sample cost all processes together (this process's threads plus the exited workers')."""
+    sample cost this process (its threads) and the exited workers, apart and together, with the
+    cores they kept busy on average (CPU time ÷ wall time)."""
     import resource
 
     from reproduce.data.torch_loader import PrefetchingSource, make_dataloader
@@ -203,13 +207,15 @@ def throughput(kind: str, directory: Path, mode: str, workers: int = 0, passes: 
                 prefetch.next()
         n = count
     else:
-        loader = make_dataloader(src, count, num_workers=workers, prefetch_factor=4)
+        loader = make_dataloader(src, count, num_workers=workers, prefetch_factor=4, shared_slots=slots)
         start = time.perf_counter()
         n = sum(1 for _ in loader)  # worker start-up included: a training run pays it once too
         del loader
     wall = time.perf_counter() - start
-    cpu = time.process_time() - cpu0 + children_cpu() - child0
-    return {"samples_s": n / wall, "cpu_ms": cpu / n * 1e3}
+    main_cpu, workers_cpu = time.process_time() - cpu0, children_cpu() - child0
+    return {"samples_s": n / wall, "cpu_ms": (main_cpu + workers_cpu) / n * 1e3,
+            "main_cpu_ms": main_cpu / n * 1e3, "workers_cpu_ms": workers_cpu / n * 1e3,
+            "cores_busy": (main_cpu + workers_cpu) / wall}
 
 
 def mat_check(directory: Path) -> dict:
@@ -250,14 +256,21 @@ def main(argv=None) -> int:
             row["main"] = throughput(kind, directory, "main")
             for threads in (1, 2):
                 row[f"threads{threads}"] = throughput(kind, directory, "thread", threads)
-            for workers in (1, 2):
+            for workers in (1, 2):   # shared slots (the default), then the pipe, interleaved
                 row[f"workers{workers}"] = throughput(kind, directory, "workers", workers)
+                row[f"pipe{workers}"] = throughput(kind, directory, "workers", workers, slots=False)
             row["load_after"] = os.getloadavg()[0]
             rates = "  ".join(f"{label} {row[key]['samples_s']:.0f}/s ({row[key]['cpu_ms']:.1f} CPU ms)"
                               for key, label in (("main", "0 workers"), ("threads1", "1 thread"),
                                                  ("threads2", "2 threads"), ("workers1", "1 worker"),
-                                                 ("workers2", "2 workers")))
+                                                 ("workers2", "2 workers"), ("pipe1", "1 worker, pipe"),
+                                                 ("pipe2", "2 workers, pipe")))
             say(f"{kind}: {rates}; load average after {row['load_after']:.2f}", flush=True)
+            say(f"{kind}: DataLoader CPU ms/sample main + workers (cores busy): " + "  ".join(
+                f"{label} {row[key]['main_cpu_ms']:.2f} + {row[key]['workers_cpu_ms']:.2f} "
+                f"({row[key]['cores_busy']:.2f})" for key, label in
+                (("workers1", "1 worker"), ("workers2", "2 workers"), ("pipe1", "1, pipe"),
+                 ("pipe2", "2, pipe"))), flush=True)
     ok = all(results[k]["workers2"]["samples_s"] >= TARGET
              and results[k]["workers2"]["samples_s"] > results[k]["workers1"]["samples_s"]
              for k in ("voc", "sbd"))

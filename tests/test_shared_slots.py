@@ -130,3 +130,19 @@ def test_a_ring_too_small_for_the_samples_in_flight_is_caught_not_read(synth):
     with pytest.raises(SlotOverwritten, match="reused before it was read"):
         for _ in loader:
             time.sleep(0.3)   # the worker runs ahead into the slots still to be read
+
+
+@linux_only
+def test_no_room_for_the_slots_warns_and_uses_the_pipe(synth, monkeypatch):
+    from reproduce.data import shared_slots
+
+    def refuse(*args):
+        raise OSError(12, "Cannot allocate memory")
+
+    monkeypatch.setattr(shared_slots, "SlotRing", refuse)
+    plain, other = _source(synth), _source(synth)
+    loader = torch_loader.make_dataloader(other, 3, num_workers=1)
+    with pytest.warns(RuntimeWarning, match="no shared slots .*Cannot allocate memory"):
+        for data, label in loader:
+            expected_data, expected_label = plain.next()
+            assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
