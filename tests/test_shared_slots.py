@@ -146,3 +146,16 @@ def test_no_room_for_the_slots_warns_and_uses_the_pipe(synth, monkeypatch):
         for data, label in loader:
             expected_data, expected_label = plain.next()
             assert _exact(data.numpy(), expected_data) and _exact(label.numpy(), expected_label)
+
+
+@linux_only
+def test_the_device_route_takes_copies_out_of_the_slots(synth):
+    """Off the CPU the picture and its table are copied out of the slot and gathered where they
+    are sent ("meta" here: shapes and dtypes only; the gather's values are tested on the CPU in
+    test_data_fast_paths.py)."""
+    plain, other = _source(synth), _source(synth)
+    for data, label in torch_loader.make_dataloader(other, 6, num_workers=2, device="meta"):
+        expected_data, expected_label = plain.next()
+        assert data.device.type == label.device.type == "meta"
+        assert (data.dtype, tuple(data.shape)) == (torch.float32, expected_data.shape)
+        assert (label.dtype, tuple(label.shape)) == (torch.uint8, expected_label.shape)
