@@ -159,3 +159,30 @@ def test_the_device_route_takes_copies_out_of_the_slots(synth):
         assert data.device.type == label.device.type == "meta"
         assert (data.dtype, tuple(data.shape)) == (torch.float32, expected_data.shape)
         assert (label.dtype, tuple(label.shape)) == (torch.uint8, expected_label.shape)
+
+
+@linux_only
+@pytest.mark.parametrize("dataset", ["nyud", "siftflow"])
+def test_every_top_of_the_other_datasets_crosses_the_slots_exactly(tmp_path, dataset):
+    """NYUDv2's color, depth (float32), HHA and label; SIFT Flow's image and its two label maps:
+    images deferred or not, arrays of any dtype, several per sample."""
+    from reproduce.data.synthetic_layouts import make_synthetic_nyud, make_synthetic_siftflow
+
+    if dataset == "nyud":
+        make_synthetic_nyud(tmp_path, n_trainval=5, n_test=1)
+        module, layer = "nyud_layers", "NYUDSegDataLayer"
+        params = {"nyud_dir": str(tmp_path / "nyud"), "tops": ["color", "depth", "hha", "label"]}
+    else:
+        make_synthetic_siftflow(tmp_path, n_trainval=5, n_test=1)
+        module, layer = "siftflow_layers", "SIFTFlowSegDataLayer"
+        params = {"siftflow_dir": str(tmp_path / "sift-flow")}
+    params.update(split="trainval", seed=1337, randomize=True)
+    plain, other = make_data_source(module, layer, params), make_data_source(module, layer, params)
+    dtypes = set()
+    for tops in torch_loader.make_dataloader(other, 7, num_workers=2):
+        expected = plain.next()
+        assert len(tops) == len(expected) == len(plain.tops)
+        assert all(_exact(top.numpy(), want) for top, want in zip(tops, expected))
+        dtypes |= {str(want.dtype) for want in expected}
+    assert "float32" in dtypes and len(dtypes) > 1
+    assert other.state_dict() == plain.state_dict()
