@@ -186,3 +186,14 @@ def test_every_top_of_the_other_datasets_crosses_the_slots_exactly(tmp_path, dat
         dtypes |= {str(want.dtype) for want in expected}
     assert "float32" in dtypes and len(dtypes) > 1
     assert other.state_dict() == plain.state_dict()
+
+
+def test_a_start_method_the_program_chose_is_kept_and_the_pipe_used(synth, monkeypatch):
+    import multiprocessing
+
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: "spawn")
+    loader = torch_loader.make_dataloader(_source(synth), 2, num_workers=1)
+    assert loader.slots == 0 and loader.loader.multiprocessing_context is None
+    monkeypatch.setattr(multiprocessing, "get_start_method", lambda allow_none=False: None)
+    loader = torch_loader.make_dataloader(_source(synth), 2, num_workers=1)
+    assert (loader.slots > 0) == sys.platform.startswith("linux")

@@ -280,11 +280,12 @@ def make_dataloader(source: DataSource, count: int, num_workers: int = 1, prefet
 
     The indices (and the source's augmentation, if any) are drawn from the source now, in the
     main process; the workers only load. An 8-bit image is handed over as uint8 and finished
-    here (see the module docstring). With ``shared_slots`` (Linux, where workers fork) the
-    workers write each sample into a fixed shared-memory slot instead of pickling it through
+    here (see the module docstring). With ``shared_slots`` (Linux, unless the program chose
+    another start method than fork) the workers write each sample into a fixed shared-memory slot instead of pickling it through
     their pipe (``reproduce.data.shared_slots``; the arrays are the same). Afterwards
     ``source.state_dict()`` is the state after those ``count`` samples.
     """
+    import multiprocessing
     import sys
 
     from torch.utils.data import DataLoader
@@ -292,7 +293,9 @@ def make_dataloader(source: DataSource, count: int, num_workers: int = 1, prefet
     draws = [source.draw() for _ in range(count)]
     options = {"prefetch_factor": prefetch_factor} if num_workers > 0 else {}
     slots = 0
-    if num_workers > 0 and shared_slots and sys.platform.startswith("linux"):
+    # a start method the program chose (spawn, forkserver) is kept, and the pipe used
+    forking = multiprocessing.get_start_method(allow_none=True) in (None, "fork")
+    if num_workers > 0 and shared_slots and forking and sys.platform.startswith("linux"):
         options["multiprocessing_context"] = "fork"   # the slots are inherited, never pickled
         slots = prefetch_factor * num_workers + 1     # more than the DataLoader keeps in flight
     samples = _IndexedSamples(source)
