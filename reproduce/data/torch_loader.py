@@ -281,9 +281,9 @@ def make_dataloader(source: DataSource, count: int, num_workers: int = 1, prefet
     The indices (and the source's augmentation, if any) are drawn from the source now, in the
     main process; the workers only load. An 8-bit image is handed over as uint8 and finished
     here (see the module docstring). With ``shared_slots`` (Linux, unless the program chose
-    another start method than fork) the workers write each sample into a fixed shared-memory slot instead of pickling it through
-    their pipe (``reproduce.data.shared_slots``; the arrays are the same). Afterwards
-    ``source.state_dict()`` is the state after those ``count`` samples.
+    another start method than fork) the workers write each sample into a fixed shared-memory
+    slot instead of pickling it through their pipe (``reproduce.data.shared_slots``; the arrays
+    are the same). Afterwards ``source.state_dict()`` is the state after those ``count`` samples.
     """
     import multiprocessing
     import sys
