@@ -18,8 +18,8 @@ The order is always decided in the main process by the ``ReferenceSampler`` of a
   the device). Either way the array is exactly ``load_caffe_image``'s. Where workers fork
   (Linux) each sample crosses in the worker's next fixed shared-memory slot
   (``shared_slots.SlotRing``); elsewhere, or for a sample larger than a slot, pickled through
-  the worker's pipe. The slots cost a sample 0.5–1.2 CPU ms less than the pipe and let a
-  second worker add throughput on 2 cores, where through the pipe it took some away
+  the worker's pipe. The slots cost a sample 0.5–1.2 CPU ms less than the pipe; on 2 cores a
+  second worker added 10–15% in five runs of six, where through the pipe it took some away
   (BENCHMARKS.md, "DataLoader workers through shared slots").
 """
 from __future__ import annotations
