@@ -14,8 +14,8 @@ Reuse is safe by counting: worker ``w`` writes its ``n``-th sample into slot ``n
 DataLoader keeps at most ``prefetch_factor × workers`` tasks sent and not yet returned, so with
 ``slots = prefetch_factor × workers + 1`` a slot is written again only after its sample was
 returned and read. The claim is checked, not trusted: each slot's header holds the count of the
-sample in it (set to -1 while the worker writes), and ``read`` raises if the header is not the
-sample's count before and after the arrays are read (a seqlock), so a reader never returns
+sample in it (set to -1 while the worker writes); ``views`` (before the arrays are read) and
+``check`` (after) raise if it is not the sample's count (a seqlock), so a reader never returns
 arrays a writer overwrote.
 
 The region travels to the workers by ``fork`` (it is inherited, never pickled), so the loader
